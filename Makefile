@@ -1,0 +1,53 @@
+# sipwire developer tasks. `make test` is what CI runs (.ci/run).
+
+# Debian's /usr/bin/python3.11 (built with PGO/LTO) is preferred: it runs sipwire ~30 % faster.
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3.11) $(shell command -v python3.11 2>/dev/null || command -v python3))
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Stamp files: the venv is (re)built only when pyproject.toml changes.
+DEV_STAMP   := $(VENV)/.stamp-dev
+BENCH_STAMP := $(VENV)/.stamp-bench
+PIP_FLAGS   ?= --quiet --disable-pip-version-check
+
+.PHONY: all venv sysdeps lint test bench run clean
+
+all: test
+
+venv: $(DEV_STAMP)
+
+$(DEV_STAMP): pyproject.toml
+	@# A bare Debian python3 lacks ensurepip until python3-venv is installed.
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv $(VENV) || { \
+	    rm -rf $(VENV) && bash scripts/install-system-deps.sh python3-venv && \
+	    $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[dev]'
+	@rm -f $(BENCH_STAMP)
+	@touch $@
+
+$(BENCH_STAMP): $(DEV_STAMP)
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[dev,bench]'
+	@touch $@
+
+sysdeps:
+	bash scripts/install-system-deps.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict
+	$(BIN)/lint-imports
+
+test: venv sysdeps
+	$(MAKE) lint
+	$(BIN)/pytest
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py
+
+run: venv
+	$(BIN)/sipwire parse examples/invite.sip
+
+clean:
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +

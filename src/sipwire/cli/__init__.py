@@ -1,0 +1,1 @@
+"""The ``sipwire`` command line: a thin shell over the library."""

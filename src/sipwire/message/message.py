@@ -1,0 +1,437 @@
+"""Request and Response: start line, headers, body, typed views and builders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import ClassVar, Final
+
+from sipwire.errors import LocalProtocolError, ParseError
+from sipwire.message import address as _address
+from sipwire.message import fields as _fields
+from sipwire.message.address import Address
+from sipwire.message.auth_fields import Challenge, parse_challenges
+from sipwire.message.fields import (
+    CSeq,
+    Event,
+    MediaType,
+    RAck,
+    Reason,
+    SubscriptionState,
+    Timestamp,
+)
+from sipwire.message.headers import Headers, HeaderValue
+from sipwire.message.reasons import reason_phrase
+from sipwire.message.uri import Uri, to_uri
+from sipwire.message.via import Via, parse_via_list
+
+__all__ = ["Message", "Request", "Response"]
+
+SIP_VERSION: Final = "SIP/2.0"
+_MISSING: Final[object] = object()
+HeadersArg = Headers | Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderValue]] | None
+
+# Headers §8.2.6.2 copies from a request into its response, in this order.
+_COPIED_TO_RESPONSE: Final = ("via", "record-route", "from", "to", "call-id", "cseq")
+
+
+def _first(values: list[str]) -> str | None:
+    if len(values) > 1:
+        raise ParseError("header must appear once")
+    return values[0].strip() if values else None
+
+
+def _parse_call_id(values: list[str]) -> str | None:
+    return _first(values)
+
+
+def _parse_single_address(values: list[str]) -> Address | None:
+    text = _first(values)
+    return None if text is None else _address.parse_address(text)
+
+
+class Message:
+    """What requests and responses share: headers, body and typed header views.
+
+    The typed properties parse their header on first use and cache the
+    result; changing the header through ``headers`` drops the cache. A
+    missing optional header reads as ``None`` (or an empty list).
+    """
+
+    __slots__ = ("body", "headers", "version")
+
+    headers: Headers
+    body: bytes
+    version: str
+
+    def __init__(self, headers: HeadersArg = None, body: bytes | str = b"") -> None:
+        if isinstance(headers, Headers):
+            self.headers = headers
+        else:
+            self.headers = Headers(headers)
+        self.body = body.encode() if isinstance(body, str) else body
+        self.version = SIP_VERSION
+
+    # -- serialisation -------------------------------------------------------
+    def _start_line(self) -> str:
+        raise NotImplementedError
+
+    def __bytes__(self) -> bytes:
+        """The wire form. Content-Length is written (or corrected) to match the body."""
+        body = self.body
+        lines = [self._start_line()]
+        has_length = False
+        for key, name, value in self.headers._items:
+            if key == "content-length":
+                if has_length:
+                    continue
+                has_length = True
+                value = str(len(body))
+            lines.append(f"{name}: {value}")
+        if not has_length:
+            lines.append(f"Content-Length: {len(body)}")
+        lines.append("\r\n")
+        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + body
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message) or type(self) is not type(other):
+            return NotImplemented
+        return (
+            self._start_line() == other._start_line()
+            and self.headers == other.headers
+            and self.body == other.body
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # -- typed views -----------------------------------------------------------
+    @property
+    def via(self) -> list[Via]:
+        """Every Via value, top first (§20.42)."""
+        try:
+            return self.headers._cache["via"]  # type: ignore[return-value]
+        except KeyError:
+            return self.headers.typed("via", parse_via_list)
+
+    @property
+    def top_via(self) -> Via | None:
+        vias = self.via
+        return vias[0] if vias else None
+
+    @property
+    def from_(self) -> Address:
+        """The From header (§20.20); raises ParseError when the message has none."""
+        value = self.headers._cache.get("from", _MISSING)
+        if value is _MISSING:
+            value = self.headers.typed("from", _parse_single_address)
+        if value is None:
+            raise ParseError("missing From header")
+        return value  # type: ignore[return-value]
+
+    @property
+    def to(self) -> Address:
+        """The To header (§20.39); raises ParseError when the message has none."""
+        value = self.headers._cache.get("to", _MISSING)
+        if value is _MISSING:
+            value = self.headers.typed("to", _parse_single_address)
+        if value is None:
+            raise ParseError("missing To header")
+        return value  # type: ignore[return-value]
+
+    @property
+    def call_id(self) -> str:
+        """The Call-ID (§20.8)."""
+        value = self.headers._cache.get("call-id", _MISSING)
+        if value is _MISSING:
+            value = self.headers.typed("call-id", _parse_call_id)
+        if value is None:
+            raise ParseError("missing Call-ID header")
+        return value  # type: ignore[return-value]
+
+    @property
+    def cseq(self) -> CSeq:
+        """The CSeq (§20.16)."""
+        value = self.headers._cache.get("cseq", _MISSING)
+        if value is _MISSING:
+            value = self.headers.typed("cseq", _fields.parse_cseq)
+        if value is None:
+            raise ParseError("missing CSeq header")
+        return value  # type: ignore[return-value]
+
+    @property
+    def max_forwards(self) -> int | None:
+        return self.headers.typed("max-forwards", _parse_max_forwards)
+
+    @property
+    def content_length(self) -> int | None:
+        """The Content-Length header as received (``len(body)`` is what is sent)."""
+        return self.headers.typed("content-length", _parse_content_length)
+
+    @property
+    def content_type(self) -> MediaType | None:
+        return self.headers.typed("content-type", _fields.parse_content_type)
+
+    @property
+    def accept(self) -> list[MediaType]:
+        return self.headers.typed("accept", _fields.parse_accept)
+
+    @property
+    def contact(self) -> list[Address]:
+        """Contact values; empty for none and for the wildcard (see ``contact_is_wildcard``)."""
+        return self.headers.typed("contact", _address.parse_contact_list)
+
+    @property
+    def contact_is_wildcard(self) -> bool:
+        return _address.is_wildcard_contact(self.headers.get_all("contact"))
+
+    @property
+    def route(self) -> list[Address]:
+        return self.headers.typed("route", _parse_route)
+
+    @property
+    def record_route(self) -> list[Address]:
+        return self.headers.typed("record-route", _parse_record_route)
+
+    @property
+    def refer_to(self) -> Address | None:
+        return self.headers.typed("refer-to", _parse_single_address)
+
+    @property
+    def expires(self) -> int | None:
+        return self.headers.typed("expires", _parse_expires)
+
+    @property
+    def min_expires(self) -> int | None:
+        return self.headers.typed("min-expires", _parse_min_expires)
+
+    @property
+    def allow(self) -> list[str]:
+        return self.headers.typed("allow", _parse_allow)
+
+    @property
+    def supported(self) -> list[str]:
+        return self.headers.typed("supported", _parse_supported)
+
+    @property
+    def require(self) -> list[str]:
+        return self.headers.typed("require", _parse_require)
+
+    @property
+    def proxy_require(self) -> list[str]:
+        return self.headers.typed("proxy-require", _parse_proxy_require)
+
+    @property
+    def unsupported(self) -> list[str]:
+        return self.headers.typed("unsupported", _parse_unsupported)
+
+    @property
+    def www_authenticate(self) -> list[Challenge]:
+        return self.headers.typed("www-authenticate", parse_challenges)
+
+    @property
+    def proxy_authenticate(self) -> list[Challenge]:
+        return self.headers.typed("proxy-authenticate", parse_challenges)
+
+    @property
+    def authorization(self) -> list[Challenge]:
+        return self.headers.typed("authorization", parse_challenges)
+
+    @property
+    def proxy_authorization(self) -> list[Challenge]:
+        return self.headers.typed("proxy-authorization", parse_challenges)
+
+    @property
+    def event(self) -> Event | None:
+        return self.headers.typed("event", _fields.parse_event)
+
+    @property
+    def subscription_state(self) -> SubscriptionState | None:
+        return self.headers.typed("subscription-state", _fields.parse_subscription_state)
+
+    @property
+    def rseq(self) -> int | None:
+        return self.headers.typed("rseq", _parse_rseq)
+
+    @property
+    def rack(self) -> RAck | None:
+        return self.headers.typed("rack", _fields.parse_rack)
+
+    @property
+    def reason_header(self) -> list[Reason]:
+        """Reason header values (RFC 3326)."""
+        return self.headers.typed("reason", _fields.parse_reasons)
+
+    @property
+    def timestamp(self) -> Timestamp | None:
+        return self.headers.typed("timestamp", _fields.parse_timestamp)
+
+    @property
+    def user_agent(self) -> str | None:
+        return self.headers.get("user-agent")
+
+    @property
+    def server(self) -> str | None:
+        return self.headers.get("server")
+
+
+def _parse_max_forwards(values: list[str]) -> int | None:
+    return _fields.parse_int(values, "Max-Forwards", 255)
+
+
+def _parse_content_length(values: list[str]) -> int | None:
+    return _fields.parse_int(values, "Content-Length")
+
+
+def _parse_expires(values: list[str]) -> int | None:
+    return _fields.parse_delta_seconds(values, "Expires")
+
+
+def _parse_min_expires(values: list[str]) -> int | None:
+    return _fields.parse_delta_seconds(values, "Min-Expires")
+
+
+def _parse_rseq(values: list[str]) -> int | None:
+    return _fields.parse_int(values, "RSeq")
+
+
+def _parse_route(values: list[str]) -> list[Address]:
+    return _address.parse_address_list(values, "Route")
+
+
+def _parse_record_route(values: list[str]) -> list[Address]:
+    return _address.parse_address_list(values, "Record-Route")
+
+
+def _parse_allow(values: list[str]) -> list[str]:
+    return _fields.parse_tokens(values, "Allow")
+
+
+def _parse_supported(values: list[str]) -> list[str]:
+    return _fields.parse_tokens(values, "Supported")
+
+
+def _parse_require(values: list[str]) -> list[str]:
+    return _fields.parse_tokens(values, "Require")
+
+
+def _parse_proxy_require(values: list[str]) -> list[str]:
+    return _fields.parse_tokens(values, "Proxy-Require")
+
+
+def _parse_unsupported(values: list[str]) -> list[str]:
+    return _fields.parse_tokens(values, "Unsupported")
+
+
+class Request(Message):
+    """A SIP request.
+
+    ``Request("OPTIONS", "sip:bob@example.com", headers={"Max-Forwards": 70})``;
+    ``bytes(request)`` is its wire form and ``request.reply(200)`` builds a
+    response that copies what §8.2.6.2 asks for.
+    """
+
+    __slots__ = ("_uri", "_uri_text", "method")
+
+    is_request: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        method: str,
+        uri: Uri | str,
+        headers: HeadersArg = None,
+        body: bytes | str = b"",
+    ) -> None:
+        super().__init__(headers, body)
+        self.method = method
+        """The method, case-sensitive (§7.1): ``INVITE``, ``REGISTER`` ..."""
+        self._uri = to_uri(uri)
+        self._uri_text: str | None = None
+
+    @property
+    def uri(self) -> Uri:
+        """The Request-URI."""
+        return self._uri
+
+    @uri.setter
+    def uri(self, value: Uri | str) -> None:
+        self._uri = to_uri(value)
+        self._uri_text = None
+
+    def _start_line(self) -> str:
+        uri = self._uri_text if self._uri_text is not None else str(self._uri)
+        return f"{self.method} {uri} {self.version}"
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.uri}>"
+
+    def reply(
+        self,
+        status: int,
+        reason: str | None = None,
+        headers: HeadersArg = None,
+        body: bytes | str = b"",
+        *,
+        to_tag: str | None = None,
+    ) -> Response:
+        """Build a response to this request (§8.2.6.2).
+
+        Via, From, To, Call-ID and CSeq are copied (Record-Route too for
+        2xx/18x responses to requests that may create a dialog, §12.1.1);
+        ``to_tag`` adds a tag to the To header unless it already has one.
+        ``headers`` are added after the copied ones.
+        """
+        items: list[tuple[str, str, str]] = []
+        copy_rr = 100 < status < 300
+        for item in self.headers._items:
+            key = item[0]
+            if key in _COPIED_TO_RESPONSE and (key != "record-route" or copy_rr):
+                items.append(item)
+        response = Response(status, reason, Headers._from_parsed(items), body)
+        if to_tag is not None and self.headers.get("to") is not None and self.to.tag is None:
+            response.headers.set("To", self.to.with_tag(to_tag))
+        if headers is not None:
+            extra = headers if isinstance(headers, Headers) else Headers(headers)
+            for name, value in extra:
+                response.headers.add(name, value)
+        return response
+
+
+class Response(Message):
+    """A SIP response: ``Response(180)`` or ``request.reply(180)``."""
+
+    __slots__ = ("reason", "status")
+
+    is_request: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        status: int,
+        reason: str | None = None,
+        headers: HeadersArg = None,
+        body: bytes | str = b"",
+    ) -> None:
+        super().__init__(headers, body)
+        if not 100 <= status <= 699:
+            raise LocalProtocolError(f"status code out of range: {status}")
+        self.status = status
+        """The status code, 100 to 699."""
+        self.reason = reason_phrase(status) if reason is None else reason
+        """The reason phrase (free text, may be empty)."""
+
+    @property
+    def status_class(self) -> int:
+        """1 for provisional, 2 for success ... 6 for global failure."""
+        return self.status // 100
+
+    @property
+    def is_provisional(self) -> bool:
+        return self.status < 200
+
+    @property
+    def is_final(self) -> bool:
+        return self.status >= 200
+
+    def _start_line(self) -> str:
+        return f"{self.version} {self.status} {self.reason}"
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.reason}>"
