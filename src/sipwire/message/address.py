@@ -24,6 +24,7 @@ from sipwire.message.params import (
     PLAIN_PARAMS,
     Params,
     format_params,
+    int_param,
     parse_params,
     quote,
     split_plain_params,
@@ -108,10 +109,8 @@ class Address:
     @property
     def expires(self) -> int | None:
         """The Contact ``expires`` parameter in seconds, capped at 2**32-1."""
-        value = self.params.get("expires")
-        if value is None or not value.isdigit():
-            return None
-        return min(int(value), 2**32 - 1)
+        value = int_param(self.params.get("expires"))
+        return None if value is None else min(value, 2**32 - 1)
 
     def with_tag(self, tag: str) -> Address:
         """A copy with the ``tag`` parameter set."""

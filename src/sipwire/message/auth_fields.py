@@ -26,6 +26,8 @@ _SCHEME_RE: Final = re.compile(rf"[ \t]*({grammar.TOKEN})(?:[ \t]+|$)")
 _AUTH_PARAM_RE: Final = re.compile(
     rf"[ \t]*({grammar.TOKEN})[ \t]*=[ \t]*({grammar.QUOTED_STRING}|[^,\s\"]+)[ \t]*(,|$)"
 )
+# token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_TOKEN68_RE: Final = re.compile(r"([A-Za-z0-9\-._~+/]+=*)[ \t]*(?:,|$)")
 # Parameters whose values are sent unquoted by convention (RFC 7616 §3.4).
 _UNQUOTED: Final = frozenset({"algorithm", "nc", "qop", "stale"})
 
@@ -77,6 +79,8 @@ class Challenge:
         return self.params.get("stale", "").lower() == "true"
 
     def __str__(self) -> str:
+        if list(self.params) == ["token68"]:
+            return f"{self.scheme} {self.params['token68']}"
         parts = []
         for name, value in self.params.items():
             if name in _UNQUOTED and name != "qop":
@@ -119,12 +123,13 @@ def parse_challenges(values: list[str]) -> list[Challenge]:
             current = Challenge(scheme.group(1))
             out.append(current)
             pos = scheme.end()
-            # Non-digest schemes may carry a token68 blob instead of parameters.
-            if _AUTH_PARAM_RE.match(text, pos) is None and pos < end:
-                blob_end = text.find(",", pos)
-                blob_end = end if blob_end < 0 else blob_end
-                current.params["token68"] = text[pos:blob_end].strip()
-                pos = blob_end + 1
+            # Other schemes may carry a token68 blob (RFC 7235 §2.1) instead of parameters.
+            blob = _TOKEN68_RE.match(text, pos)
+            if blob is not None:
+                current.params["token68"] = blob.group(1)
+                pos = blob.end()
+            elif pos < end and _AUTH_PARAM_RE.match(text, pos) is None:
+                raise ParseError(f"malformed authentication header: {text!r}")
         if current is None:
             raise ParseError(f"empty authentication header: {text!r}")
     return out

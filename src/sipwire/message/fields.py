@@ -14,7 +14,14 @@ from typing import Final, NamedTuple
 
 from sipwire.errors import ParseError
 from sipwire.message import grammar
-from sipwire.message.params import Params, format_params, parse_params, split_values, unquote
+from sipwire.message.params import (
+    Params,
+    format_params,
+    int_param,
+    parse_params,
+    split_values,
+    unquote,
+)
 
 __all__ = [
     "CSeq",
@@ -236,8 +243,7 @@ class SubscriptionState(_TokenWithParams):
 
     @property
     def expires(self) -> int | None:
-        value = self.params.get("expires")
-        return int(value) if value and value.isdigit() else None
+        return int_param(self.params.get("expires"))
 
     @property
     def reason(self) -> str | None:
@@ -245,8 +251,7 @@ class SubscriptionState(_TokenWithParams):
 
     @property
     def retry_after(self) -> int | None:
-        value = self.params.get("retry-after")
-        return int(value) if value and value.isdigit() else None
+        return int_param(self.params.get("retry-after"))
 
 
 def parse_subscription_state(values: list[str]) -> SubscriptionState | None:
@@ -271,8 +276,7 @@ class Reason:
 
     @property
     def cause(self) -> int | None:
-        value = self.params.get("cause")
-        return int(value) if value and value.isdigit() else None
+        return int_param(self.params.get("cause"))
 
     @property
     def text(self) -> str | None:

@@ -15,6 +15,7 @@ from sipwire.message import grammar
 
 __all__ = [
     "format_params",
+    "int_param",
     "parse_params",
     "quote",
     "split_values",
@@ -31,6 +32,13 @@ _TOKEN_FULL_RE: Final = re.compile(grammar.TOKEN)
 
 # Parameters with no blanks and no quotes, as one regex group (validated by the match).
 PLAIN_PARAMS: Final = rf"((?:;[{grammar.TOKEN_CHARS}]+(?:=[^;,\s\"]+)?)*)"
+
+
+def int_param(value: str | None) -> int | None:
+    """A parameter value that must be 1*DIGIT (ASCII), as an int; anything else is None."""
+    if value and value.isascii() and value.isdigit():
+        return int(value)
+    return None
 
 
 def split_plain_params(text: str) -> Params:

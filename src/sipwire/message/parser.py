@@ -9,7 +9,9 @@ keep-alives.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -41,6 +43,16 @@ _SIP_REQUEST_LINE_RE: Final = re.compile(
     rf"({grammar.TOKEN}) ([Ss][Ii][Pp][Ss]?):{SIP_URI_BODY} SIP/2\.0"
 )
 _FOLD_RE = grammar.FOLD_RE
+# The optional C accelerator (sipwire/message/_speedups.c); SIPWIRE_PURE_PYTHON=1 disables it.
+_fast_parse: Callable[[bytes], Request | Response | None] | None = None
+if not os.environ.get("SIPWIRE_PURE_PYTHON"):
+    try:
+        import sipwire.message._speedups as _speedups
+    except ImportError:  # not built: the pure-Python parser does all the work
+        pass
+    else:
+        _fast_parse = _speedups.parse
+
 # Headers that must appear at most once (§20: "MUST NOT contain more than one"
 # for these; two Content-Lengths leave framing undefined, RFC 4475 mcl01).
 _TRACKED: Final = frozenset(
@@ -101,9 +113,22 @@ def parse_message(data: bytes, *, max_size: int | None = None) -> Request | Resp
     (§18.3). Without a Content-Length the body is the rest of ``data``, as
     on UDP. Raises ParseError whose ``status`` is the response a server
     should send (400, or 513 when ``data`` is larger than ``max_size``).
+
+    When the optional C accelerator is built, it parses the common forms of
+    messages and hands everything else (and every error) to the Python
+    implementation below, which defines the behaviour.
     """
     if max_size is not None and len(data) > max_size:
         raise ParseError(f"message of {len(data)} bytes exceeds {max_size}", 513)
+    if _fast_parse is not None:
+        message = _fast_parse(data)
+        if message is not None:
+            return message
+    return parse_message_py(data)
+
+
+def parse_message_py(data: bytes) -> Request | Response:
+    """The pure-Python parser: the reference for the accelerator, and its fallback."""
     start = _skip_leading_crlf(data) if data[:1] in (b"\r", b"\n") else 0
     lines, body_start = _split_head(data, start)
 
@@ -242,10 +267,17 @@ class StreamParser:
     grows past it without ending) is a fatal error, so a peer cannot make
     the parser buffer without bound. After a fatal error the parser
     ignores further input.
+
+    RFC 5626 keep-alives: a double CRLF between messages is a ping, a single
+    CRLF a pong.
     """
 
-    def __init__(self, max_size: int = MAX_MESSAGE_SIZE) -> None:
+    def __init__(self, max_size: int = MAX_MESSAGE_SIZE, *, client: bool = False) -> None:
         self.max_size = max_size
+        self.client = client
+        """True on a connection this side opened: RFC 5626 clients send pings and
+        wait for pongs, so a CRLF that ends the input is reported as a pong at
+        once. A server waits for what follows, since it may be half a ping."""
         self._buffer = bytearray()
         self._scanned = 0  # how far the search for CRLFCRLF has looked
         self.failed = False
@@ -259,14 +291,16 @@ class StreamParser:
         if self.failed:
             return []
         buffer = self._buffer
-        buffer += data
         out: list[StreamItem] = []
+        buffer += data
         while buffer:
             if buffer[0] in (13, 10):
                 if buffer.startswith(b"\r\n\r\n"):
                     del buffer[:4]
                     out.append(KeepAlivePing())
                     continue
+                if buffer == b"\r\n" and not self.client:
+                    break  # half a ping, or a pong nobody waits for: wait for more
                 if buffer == b"\r\n" or (buffer.startswith(b"\r\n") and buffer[2] not in (13, 10)):
                     del buffer[:2]
                     out.append(KeepAlivePong())
@@ -317,6 +351,6 @@ class StreamParser:
         if len(texts) != 1:
             return ParseError("conflicting Content-Length headers")
         text = texts.pop()
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             return ParseError(f"malformed Content-Length: {text.decode(errors='replace')!r}")
         return int(text)

@@ -78,13 +78,23 @@ class Role(enum.Enum):
     REGISTRAR = "registrar"
 
 
+_DEFAULT_METHODS: Final[dict[Role, frozenset[str] | None]] = {
+    Role.UAS: frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"}),
+    Role.UAC: frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"}),
+    Role.REGISTRAR: frozenset({"REGISTER", "OPTIONS"}),
+    Role.PROXY: None,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """What an element accepts. The defaults describe a basic RFC 3261 UAS."""
 
     role: Role = Role.UAS
-    methods: frozenset[str] | None = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"})
-    """Methods the element implements; ``None`` accepts any (a proxy)."""
+    methods: frozenset[str] | None = None
+    """Methods the element implements; ``None`` means the role's default: a UAS
+    implements INVITE, ACK, BYE, CANCEL and OPTIONS, a registrar REGISTER and
+    OPTIONS, a proxy forwards any method."""
     schemes: frozenset[str] = frozenset({"sip", "sips", "tel"})
     """Request-URI schemes the element serves; others get 416."""
     extensions: frozenset[str] = frozenset()
@@ -144,8 +154,9 @@ def check_request(request: Request, policy: Policy | None = None) -> Rejection |
     if request.version != "SIP/2.0":
         return Rejection(505, f"{request.version} is not supported")
     method = request.method
-    if policy.methods is not None and method not in policy.methods:
-        allow = ", ".join(sorted(policy.methods))
+    methods = policy.methods if policy.methods is not None else _DEFAULT_METHODS[policy.role]
+    if methods is not None and method not in methods:
+        allow = ", ".join(sorted(methods))
         status = 405 if method in KNOWN_METHODS else 501
         return Rejection(status, f"{method} not supported", (("Allow", allow),))
     try:
@@ -165,7 +176,9 @@ def _check_parsed(request: Request, policy: Policy) -> Rejection | None:
         return Rejection(400, "Request-URI must not contain headers")
     role = policy.role
     if role is Role.PROXY:
-        if request.max_forwards == 0 and method != "OPTIONS":
+        # §16.3 item 2: never forward at Max-Forwards 0 (an OPTIONS may be answered
+        # by the proxy itself; 483 is the answer in every case here).
+        if request.max_forwards == 0:
             return Rejection(483, "Max-Forwards reached 0")
         unknown = [t for t in request.proxy_require if t not in policy.extensions]
         if unknown:

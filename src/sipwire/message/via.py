@@ -17,6 +17,7 @@ from sipwire.message.params import (
     PLAIN_PARAMS,
     Params,
     format_params,
+    int_param,
     parse_params,
     split_plain_params,
     split_values,
@@ -94,8 +95,7 @@ class Via:
     @property
     def rport(self) -> int | None:
         """The ``rport`` value filled in by the server (RFC 3581), else None."""
-        value = self.params.get("rport")
-        return int(value) if value and value.isdigit() else None
+        return int_param(self.params.get("rport"))
 
     @property
     def wants_rport(self) -> bool:
@@ -108,8 +108,7 @@ class Via:
 
     @property
     def ttl(self) -> int | None:
-        value = self.params.get("ttl")
-        return int(value) if value and value.isdigit() else None
+        return int_param(self.params.get("ttl"))
 
     @property
     def sent_by(self) -> tuple[str, int | None]:
