@@ -1,13 +1,14 @@
-"""The message layer is sans-I/O: it imports nothing that touches the clock,
-the network or randomness. (import-linter checks the same; this test keeps
-the rule visible to anyone who runs only pytest.)"""
+"""The sans-I/O core (message, transaction, transport) imports nothing that
+touches the clock, the network or randomness. (import-linter checks the same;
+this test keeps the rule visible to anyone who runs only pytest.)"""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-MESSAGE_DIR = Path(__file__).resolve().parents[1] / "src" / "sipwire" / "message"
+PACKAGE_DIR = Path(__file__).resolve().parents[1] / "src" / "sipwire"
+CORE_PACKAGES = ("message", "transaction", "transport")
 FORBIDDEN = {"asyncio", "socket", "ssl", "time", "random", "selectors", "threading"}
 
 
@@ -21,9 +22,9 @@ def _imported_roots(tree: ast.AST) -> set[str]:
     return roots
 
 
-def test_message_layer_imports_no_io() -> None:
-    files = sorted(MESSAGE_DIR.glob("*.py"))
-    assert files, f"no modules found under {MESSAGE_DIR}"
+def test_core_imports_no_io() -> None:
+    files = sorted(p for pkg in CORE_PACKAGES for p in (PACKAGE_DIR / pkg).glob("*.py"))
+    assert files, f"no modules found under {PACKAGE_DIR}"
     offenders = {
         path.name: sorted(_imported_roots(ast.parse(path.read_text(encoding="utf-8"))) & FORBIDDEN)
         for path in files

@@ -1,0 +1,1 @@
+"""The asyncio edge: sockets, TLS, WebSocket, DNS and the clock live here only."""
