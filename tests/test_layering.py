@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "src" / "sipwire"
-CORE_PACKAGES = ("message", "transaction", "transport")
+CORE_PACKAGES = ("message", "transport", "transaction", "core")
 FORBIDDEN = {"asyncio", "socket", "ssl", "time", "random", "selectors", "threading"}
 
 
@@ -26,7 +26,7 @@ def test_core_imports_no_io() -> None:
     files = sorted(p for pkg in CORE_PACKAGES for p in (PACKAGE_DIR / pkg).glob("*.py"))
     assert files, f"no modules found under {PACKAGE_DIR}"
     offenders = {
-        path.name: sorted(_imported_roots(ast.parse(path.read_text(encoding="utf-8"))) & FORBIDDEN)
+        str(path.relative_to(PACKAGE_DIR)): sorted(_imported_roots(ast.parse(path.read_text(encoding="utf-8"))) & FORBIDDEN)
         for path in files
     }
     assert {name: bad for name, bad in offenders.items() if bad} == {}

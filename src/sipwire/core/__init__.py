@@ -1,0 +1,1 @@
+"""Transaction users: the sans-I/O cores of user agents and servers."""
