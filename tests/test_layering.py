@@ -26,7 +26,9 @@ def test_core_imports_no_io() -> None:
     files = sorted(p for pkg in CORE_PACKAGES for p in (PACKAGE_DIR / pkg).glob("*.py"))
     assert files, f"no modules found under {PACKAGE_DIR}"
     offenders = {
-        str(path.relative_to(PACKAGE_DIR)): sorted(_imported_roots(ast.parse(path.read_text(encoding="utf-8"))) & FORBIDDEN)
+        str(path.relative_to(PACKAGE_DIR)): sorted(
+            _imported_roots(ast.parse(path.read_text(encoding="utf-8"))) & FORBIDDEN
+        )
         for path in files
     }
     assert {name: bad for name, bad in offenders.items() if bad} == {}
