@@ -1,6 +1,7 @@
 """Entry point of the ``sipwire`` command.
 
-``sipwire parse FILE`` reads one SIP message (``-`` for standard input),
+``sipwire answer`` runs a user agent server that answers every call (see
+sipwire.cli.answer). ``sipwire parse FILE`` reads one SIP message (``-`` for standard input),
 parses it and prints a short typed summary. A message that does not parse
 is reported as ``error: <status> <reason>`` on standard error, exit code 2.
 """
@@ -13,6 +14,7 @@ from typing import BinaryIO
 import click
 
 from sipwire import ParseError, Request, Response, parse_message
+from sipwire.cli.answer import answer
 
 __all__ = ["main"]
 
@@ -87,6 +89,9 @@ def parse(file: BinaryIO) -> None:
         raise SystemExit(EXIT_PARSE_ERROR) from None
     for line in lines:
         click.echo(line)
+
+
+main.add_command(answer)
 
 
 if __name__ == "__main__":  # pragma: no cover

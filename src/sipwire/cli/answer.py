@@ -1,0 +1,154 @@
+"""``sipwire answer``: a user agent server that answers every call.
+
+    sipwire answer --listen udp:127.0.0.1:5080 --listen tcp:127.0.0.1:5080
+
+It answers OPTIONS with 200, INVITE with 180 then 200 (and an SDP answer),
+BYE with 200, CANCEL with 200 and 487, unknown methods with 501 and broken
+requests with the RFC's error code, until Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+import ssl
+from dataclasses import dataclass
+
+import click
+
+from sipwire.aio.endpoint import Endpoint
+from sipwire.aio.transport_base import TransportConfig
+from sipwire.core.answerer import AnswerConfig, Answerer
+from sipwire.transport.address import TRANSPORTS
+
+__all__ = ["ListenSpec", "answer", "parse_listen", "run_answer"]
+
+log = logging.getLogger("sipwire.answer")
+
+
+@dataclass(frozen=True, slots=True)
+class ListenSpec:
+    """``SCHEME:HOST:PORT`` of a ``--listen`` option."""
+
+    transport: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport}:{host}:{self.port}"
+
+
+def parse_listen(text: str) -> ListenSpec:
+    """Parse ``udp:127.0.0.1:5080`` or ``tls:[::1]:5061``; raise ValueError otherwise."""
+    transport, sep, rest = text.partition(":")
+    transport = transport.lower()
+    if not sep or transport not in TRANSPORTS:
+        raise ValueError(f"expected SCHEME:HOST:PORT with SCHEME one of {sorted(TRANSPORTS)}")
+    if rest.startswith("["):
+        host, bracket, port_text = rest[1:].partition("]")
+        if not bracket or not port_text.startswith(":"):
+            raise ValueError(f"malformed IPv6 listen address: {text!r}")
+        port_text = port_text[1:]
+    else:
+        host, sep, port_text = rest.rpartition(":")
+        if not sep:
+            raise ValueError(f"missing port in {text!r}")
+    if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"malformed listen address: {text!r}")
+    return ListenSpec(transport, host, int(port_text))
+
+
+class _ListenType(click.ParamType):
+    name = "SCHEME:HOST:PORT"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> ListenSpec:
+        if isinstance(value, ListenSpec):
+            return value
+        try:
+            return parse_listen(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+async def run_answer(
+    listens: list[ListenSpec],
+    config: AnswerConfig,
+    transport: TransportConfig,
+    *,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+) -> Answerer:
+    """Run the answering UAS until ``stop`` is set (or SIGINT/SIGTERM); return its TU."""
+    endpoint = Endpoint(transport=transport)
+    tu = Answerer(endpoint.transactions, lambda: secrets.token_hex(6), config)
+    endpoint.tu = tu
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Not available off the main thread (tests run the server in a task).
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        for spec in listens:
+            host, port = await endpoint.listen(spec.transport, spec.host, spec.port)
+            shown = f"[{host}]" if ":" in host else host
+            click.echo(f"listening on {spec.transport}:{shown}:{port}", err=True)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        await endpoint.close()
+    return tu
+
+
+@click.command()
+@click.option(
+    "--listen",
+    "listens",
+    type=_ListenType(),
+    multiple=True,
+    help="Where to listen, repeatable: udp|tcp|tls|ws|wss:HOST:PORT "
+    "(default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060).",
+)
+@click.option("--cert", type=click.Path(exists=True, dir_okay=False), help="TLS certificate (PEM).")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM).")
+@click.option("--ring-time", type=float, default=0.0, show_default=True, help="Seconds of 180.")
+@click.option("--user", default="sipwire", show_default=True, help="User part of our Contact.")
+@click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
+def answer(
+    listens: tuple[ListenSpec, ...],
+    cert: str | None,
+    key: str | None,
+    ring_time: float,
+    user: str,
+    verbose: int,
+) -> None:
+    """Answer every call: a user agent server for tests and demos."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    specs = list(listens) or [
+        ListenSpec("udp", "127.0.0.1", 5060),
+        ListenSpec("tcp", "127.0.0.1", 5060),
+    ]
+    server_context: ssl.SSLContext | None = None
+    if any(s.transport in ("tls", "wss") for s in specs):
+        if not (cert and key):
+            raise click.UsageError("tls and wss listeners need --cert and --key")
+        server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_context.load_cert_chain(cert, key)
+    transport = TransportConfig(tls_server_context=server_context)
+    config = AnswerConfig(user=user, ring_time=ring_time)
+    try:
+        tu = asyncio.run(run_answer(specs, config, transport))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen: {exc}") from None
+    click.echo(f"answered {tu.calls_answered} calls, {tu.calls_completed} ended with BYE", err=True)
