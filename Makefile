@@ -41,11 +41,13 @@ test: venv sysdeps
 	$(MAKE) lint
 	$(BIN)/pytest
 
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) sysdeps
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/calls.py
 
+# Until the registrar/proxy server exists, the main service is the answering UAS.
 run: venv
-	$(BIN)/sipwire parse examples/invite.sip
+	$(BIN)/sipwire answer --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 -v
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -101,7 +101,7 @@ class Endpoint:
             if isinstance(event, SendResponse):
                 self._send_response(event)
             elif isinstance(event, SendRequest):
-                self._spawn(self._send_request(event))
+                self._send_request(event)
             elif tu is not None:
                 tu.handle(event, now)
         self._arm()
@@ -113,10 +113,29 @@ class Endpoint:
             return
         target, reuse = response_target(vias[0], event.source)
         flow = event.source.flow if reuse else None
-        self._spawn(self._transmit(bytes(response), target, flow, event, fallback=vias[0]))
+        data = bytes(response)
+        if flow is None and self._send_now(data, target, event):
+            return
+        self._spawn(self._transmit(data, target, flow, event, fallback=vias[0]))
 
-    async def _send_request(self, event: SendRequest) -> None:
-        await self._transmit(bytes(event.request), event.target, None, event, fallback=None)
+    def _send_request(self, event: SendRequest) -> None:
+        data = bytes(event.request)
+        if not self._send_now(data, event.target, event):
+            self._spawn(self._transmit(data, event.target, None, event, fallback=None))
+
+    def _send_now(self, data: bytes, target: Target, event: SendRequest | SendResponse) -> bool:
+        """UDP fast path: send synchronously; False when it needs the async path."""
+        try:
+            sent = self.transport.send_nowait(data, target)
+        except TransportError as exc:
+            log.info("could not send to %s: %s", target, exc.reason)
+            if event.transaction is not None:
+                self.transactions.transport_error(event.transaction, self._loop.time())
+            return True
+        if sent is None:
+            return False
+        self.sent += 1
+        return True
 
     async def _transmit(
         self,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import itertools
 import socket
@@ -51,11 +52,21 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
     except ValueError:
         return False
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
 
 
 class TransportLayer:
@@ -149,6 +160,12 @@ class TransportLayer:
         _, endpoint = await loop.create_datagram_endpoint(
             lambda: UdpEndpoint(self, self.config), local_addr=(host, port), family=_family(host)
         )
+        sock = endpoint.transport.get_extra_info("socket") if endpoint.transport else None
+        if sock is not None:
+            # Room for bursts: a full receive buffer drops datagrams and costs retransmissions.
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, option, self.config.udp_socket_buffer)
         self._udp.append(endpoint)
         return endpoint.local
 
@@ -290,6 +307,23 @@ class TransportLayer:
             )
         await conn.send(data)
         return conn.source
+
+    def send_nowait(self, data: bytes, target: Target) -> Source | None:
+        """Send a datagram at once when that needs no waiting, else return None.
+
+        Covers UDP to an IP address through an existing socket: the common case
+        of a server answering, without the cost of a task per message. None
+        means "use ``await send()``". Raises TransportError like ``send``.
+        """
+        if self._closed or target.transport.lower() != "udp":
+            return None
+        host = target.host
+        if not _is_ip_literal(host):
+            return None
+        endpoint = self._udp_endpoint(_family(host), host)
+        if endpoint is None:
+            return None
+        return endpoint.send(data, host, target.port)
 
     async def _send_udp(self, data: bytes, target: Target) -> Source:
         host = target.host

@@ -78,6 +78,8 @@ class TransportConfig:
     """Bytes queued towards one peer (a connection, or a UDP socket) beyond
     which a send fails: a stream or WebSocket connection whose peer does not
     read is closed, a datagram is dropped."""
+    udp_socket_buffer: int = 4 * 1024 * 1024
+    """SO_RCVBUF / SO_SNDBUF asked for on UDP sockets (the kernel may cap it)."""
     tls_server_context: ssl.SSLContext | None = None
     """Server context for ``tls`` and ``wss`` listeners (certificate and key loaded)."""
     tls_client_context: ssl.SSLContext | None = None

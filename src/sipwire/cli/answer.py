@@ -15,6 +15,7 @@ import logging
 import secrets
 import signal
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import click
@@ -110,6 +111,19 @@ async def run_answer(
     return tu
 
 
+def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The loop factory for ``--loop``: uvloop's when asked for (or auto and installed)."""
+    if name == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if name == "uvloop":
+            raise click.UsageError("uvloop is not installed") from None
+        return None
+    return uvloop.new_event_loop
+
+
 @click.command()
 @click.option(
     "--listen",
@@ -123,6 +137,13 @@ async def run_answer(
 @click.option("--key", type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM).")
 @click.option("--ring-time", type=float, default=0.0, show_default=True, help="Seconds of 180.")
 @click.option("--user", default="sipwire", show_default=True, help="User part of our Contact.")
+@click.option(
+    "--loop",
+    type=click.Choice(["auto", "uvloop", "asyncio"]),
+    default="auto",
+    show_default=True,
+    help="Event loop: uvloop when installed (auto), or the standard asyncio loop.",
+)
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def answer(
     listens: tuple[ListenSpec, ...],
@@ -130,6 +151,7 @@ def answer(
     key: str | None,
     ring_time: float,
     user: str,
+    loop: str,
     verbose: int,
 ) -> None:
     """Answer every call: a user agent server for tests and demos."""
@@ -148,7 +170,8 @@ def answer(
     transport = TransportConfig(tls_server_context=server_context)
     config = AnswerConfig(user=user, ring_time=ring_time)
     try:
-        tu = asyncio.run(run_answer(specs, config, transport))
+        with asyncio.Runner(loop_factory=event_loop_factory(loop)) as runner:
+            tu = runner.run(run_answer(specs, config, transport))
     except OSError as exc:
         raise click.ClickException(f"cannot listen: {exc}") from None
     click.echo(f"answered {tu.calls_answered} calls, {tu.calls_completed} ended with BYE", err=True)
