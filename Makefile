@@ -6,7 +6,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Stamp files: the venv is (re)built only when pyproject.toml changes.
 DEV_STAMP   := $(VENV)/.stamp-dev
-BENCH_STAMP := $(VENV)/.stamp-bench
+# The bench peers live in a venv of their own: sippy installs a top-level
+# "tests" package that would shadow this repository's tests/.
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.stamp-bench
 PIP_FLAGS   ?= --quiet --disable-pip-version-check
 
 .PHONY: all venv sysdeps lint test bench run clean
@@ -21,11 +24,11 @@ $(DEV_STAMP): pyproject.toml
 	    rm -rf $(VENV) && bash scripts/install-system-deps.sh python3-venv && \
 	    $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[dev]'
-	@rm -f $(BENCH_STAMP)
 	@touch $@
 
-$(BENCH_STAMP): $(DEV_STAMP)
-	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[dev,bench]'
+$(BENCH_STAMP): pyproject.toml
+	@$(BENCH_VENV)/bin/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[bench]'
 	@touch $@
 
 sysdeps:
@@ -42,14 +45,14 @@ test: venv sysdeps
 	$(BIN)/pytest
 
 bench: $(BENCH_STAMP) sysdeps
-	$(BIN)/python bench/run.py
-	$(BIN)/python bench/calls.py
+	$(BENCH_VENV)/bin/python bench/run.py
+	$(BENCH_VENV)/bin/python bench/calls.py
 
 # Until the registrar/proxy server exists, the main service is the answering UAS.
 run: venv
 	$(BIN)/sipwire answer --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 -v
 
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(BENCH_VENV) build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +

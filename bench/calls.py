@@ -11,6 +11,7 @@ same way as the ceiling of the harness.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -20,10 +21,24 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.interop.sipp import SIPP, free_port, run_sipp
+def _load_sipp_helper() -> ModuleType:
+    """tests/interop/sipp.py, loaded by path (a package named "tests" may be installed)."""
+    path = Path(__file__).resolve().parents[1] / "tests" / "interop" / "sipp.py"
+    spec = importlib.util.spec_from_file_location("sipwire_bench_sipp", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_sipp = _load_sipp_helper()
+SIPP = _sipp.SIPP
+free_port = _sipp.free_port
+run_sipp = _sipp.run_sipp
 
 SERVER_CPU = 0
 SIPP_CPU = 1

@@ -51,3 +51,26 @@ def test_sipp_uac_with_10_percent_loss(tmp_path: Path) -> None:
     # Loss happened and was repaired by retransmissions.
     assert int(result.stats.get("Retransmissions(C)", "0")) > 0
     assert result.returncode == 0, result.stderr
+
+
+def test_malformed_datagram_gets_400_on_the_wire() -> None:
+    import socket
+
+    port = free_port()
+    bad = (
+        b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKbad1\r\n"
+        b"Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\n"
+        b"Call-ID: bad1\r\nCSeq: 99999999999 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+    with (
+        answer_server(f"udp:127.0.0.1:{port}"),
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
+    ):
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        # rport: the answer comes back to this socket, not to the Via's port 9.
+        sock.sendto(bad.replace(b"z9hG4bKbad1", b"z9hG4bKbad1;rport"), ("127.0.0.1", port))
+        data, _ = sock.recvfrom(65536)
+    assert data.startswith(b"SIP/2.0 400 ")
+    assert b"CSeq: 99999999999 OPTIONS\r\n" in data

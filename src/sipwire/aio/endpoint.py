@@ -18,7 +18,7 @@ from sipwire.aio.transport import TransportLayer
 from sipwire.aio.transport_base import TransportConfig, TransportError
 from sipwire.errors import ParseError
 from sipwire.message import Request, Response, Via
-from sipwire.message.validate import rejection_for_error
+from sipwire.message.salvage import error_response
 from sipwire.transaction.events import Event, SendRequest, SendResponse
 from sipwire.transaction.layer import TransactionLayer
 from sipwire.transaction.timers import TimerConfig
@@ -84,14 +84,22 @@ class Endpoint:
         self._pump(now)
 
     def _on_error(self, data: bytes, error: ParseError, source: Source) -> None:
-        # Without a parsed Via there is no way to route a response: log and drop (§18.3).
+        """A message that does not parse: answer it when it can be routed, else drop it."""
+        response = error_response(data, error)
+        if response is None:
+            log.info(
+                "dropped a malformed message from %s:%d: %s", source.host, source.port, error.reason
+            )
+            return
         log.info(
-            "dropped a malformed message from %s:%d (%s): %s",
+            "answering a malformed request from %s:%d with %d: %s",
             source.host,
             source.port,
-            rejection_for_error(error).status,
+            response.status,
             error.reason,
         )
+        self.transactions.send_stateless_response(response, source)
+        self._pump(self._loop.time())
 
     # -- the event pump ------------------------------------------------------------------------
     def _pump(self, now: float) -> None:
@@ -108,8 +116,12 @@ class Endpoint:
 
     def _send_response(self, event: SendResponse) -> None:
         response = event.response
-        vias = response.via
+        try:
+            vias = response.via
+        except ParseError:
+            vias = []
         if not vias:
+            log.info("response %d has no usable Via; not sent", response.status)
             return
         target, reuse = response_target(vias[0], event.source)
         flow = event.source.flow if reuse else None
