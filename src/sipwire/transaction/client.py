@@ -79,20 +79,11 @@ class InviteClientTransaction(ClientTransaction):
     """ICT: Calling → Proceeding → Completed / Accepted → Terminated."""
 
     kind = "ICT"
-
-    def __init__(
-        self,
-        key: Hashable,
-        request: Request,
-        target: Target,
-        config: TimerConfig,
-        hooks: Hooks,
-    ) -> None:
-        super().__init__(key, request, target, config, hooks)
-        self.state = State.CALLING
-        self.ack: Request | None = None
+    ack: Request | None = None
+    """The ACK sent for a non-2xx final response, kept for retransmissions."""
 
     def start(self, now: float) -> None:
+        self.state = State.CALLING
         self._send(False)
         if not self.reliable:
             self._start(Timer.A, self.config.t1, now)  # §17.1.1.2
