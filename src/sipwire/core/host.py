@@ -1,0 +1,54 @@
+"""What an INVITE session or a registration needs from the core that owns it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from sipwire.core.client import RequestSender
+from sipwire.core.config import UAConfig
+from sipwire.core.events import UAEvent
+from sipwire.core.timerheap import TimerHeap
+from sipwire.dialog.dialog import Dialog
+from sipwire.dialog.ids import IdSource
+from sipwire.message import Request
+from sipwire.transaction.layer import TransactionLayer
+from sipwire.transaction.server import ServerTransaction
+
+if TYPE_CHECKING:
+    from sipwire.core.in_dialog import InDialog
+    from sipwire.core.session import InviteSession
+
+__all__ = ["SessionHost"]
+
+
+class SessionHost(Protocol):
+    """The services of a UserAgentCore, as its sessions see them."""
+
+    config: UAConfig
+    layer: TransactionLayer
+    sender: RequestSender
+    ids: IdSource
+    timers: TimerHeap
+
+    def emit(self, event: UAEvent) -> None:
+        """Queue an event for the application."""
+        ...
+
+    def bind(self, dialog: Dialog, owner: InDialog) -> None:
+        """Route requests of ``dialog`` to ``owner`` from now on."""
+        ...
+
+    def unbind_dialog(self, dialog: Dialog) -> None:
+        """Stop routing requests of ``dialog``."""
+        ...
+
+    def forget(self, session: InviteSession) -> None:
+        """Drop a terminated session from the core's tables."""
+        ...
+
+    def dialog_usage(
+        self, owner: InDialog, request: Request, transaction: ServerTransaction, now: float
+    ) -> bool:
+        """Offer an in-dialog request the session does not handle itself (REFER,
+        NOTIFY, SUBSCRIBE) to the core's other dialog usages; True when taken."""
+        ...

@@ -1,0 +1,391 @@
+"""The user agent core: UAC and UAS cores of RFC 3261 §8 as one transaction user.
+
+Sans-I/O. The I/O edge feeds it transaction-layer events and the time,
+calls its commands (``invite``, ``request``, ``register``) and pulls
+:mod:`~sipwire.core.events` out of ``next_event()``::
+
+    core = UserAgentCore(layer, UAConfig(aor=Address.parse("sip:alice@example.com")), ids)
+    core.set_listeners({"udp": Listener("udp", "127.0.0.1", 5060)})
+    session = core.invite("sip:bob@127.0.0.1:5080", StaticMedia(offer), now)
+    ...
+    core.handle(event, now)            # every TU event of the transaction layer
+    core.handle_timer(now)             # when now >= core.next_timer()
+    while (ev := core.next_event()) is not None: ...
+
+Requests are checked as §8.2 asks (method, Require, URI scheme, merged
+requests → 482); requests inside an unknown dialog get 481 (§12.2.2);
+OPTIONS is answered with our capabilities and MESSAGE with 200 (RFC 3428)
+before the application hears of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from sipwire.core.client import ClientRequest, Listener, RequestSender
+from sipwire.core.config import UAConfig
+from sipwire.core.events import (
+    MessageReceived,
+    RequestCompleted,
+    ResolveTargets,
+    UAEvent,
+)
+from sipwire.core.in_dialog import InDialog
+from sipwire.core.media import SessionMedia
+from sipwire.core.register import Registration
+from sipwire.core.session import InviteSession
+from sipwire.core.timerheap import TimerHeap
+from sipwire.dialog.dialog import Dialog, DialogId
+from sipwire.dialog.ids import IdSource
+from sipwire.message import Address, Request, Response, SipUri, Uri
+from sipwire.message.uri import to_uri
+from sipwire.message.validate import Policy, Role, check_request
+from sipwire.transaction.events import (
+    Event,
+    RequestReceived,
+    ResponseReceived,
+    TransactionTerminated,
+    TransactionTimedOut,
+)
+from sipwire.transaction.layer import TransactionLayer
+from sipwire.transaction.server import InviteServerTransaction, ServerTransaction
+from sipwire.transport.address import Target
+
+if TYPE_CHECKING:
+    from sipwire.auth.digest import DigestClient
+
+__all__ = ["DialogUsageHandler", "UserAgentCore"]
+
+log = logging.getLogger("sipwire.ua")
+
+DialogUsageHandler = Callable[[InDialog, Request, ServerTransaction, float], bool]
+OutOfDialogHandler = Callable[[Request, ServerTransaction, float], bool]
+
+
+class UserAgentCore:
+    """UAC and UAS cores, INVITE sessions, registrations: one TU for an Endpoint."""
+
+    def __init__(
+        self,
+        layer: TransactionLayer,
+        config: UAConfig,
+        ids: IdSource,
+        *,
+        auth: DigestClient | None = None,
+        media_factory: Callable[[], SessionMedia] | None = None,
+    ) -> None:
+        self.layer = layer
+        self.config = config
+        self.ids = ids
+        self.timers = TimerHeap()
+        self.sender = RequestSender(
+            layer, ids, auth=auth, emit_resolve=self._resolve, max_redirects=config.max_redirects
+        )
+        self.media_factory = media_factory
+        self._events: deque[UAEvent] = deque()
+        self._dialogs: dict[DialogId, InDialog] = {}
+        self._sessions: OrderedDict[tuple[str, str], InviteSession] = OrderedDict()
+        """By (Call-ID, our tag): for stray 2xx and CANCEL."""
+        self._servers: dict[int, InviteSession] = {}
+        self._recent: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+        self._policy = Policy(
+            role=Role.UAS,
+            methods=frozenset(config.allow),
+            extensions=frozenset(config.supported),
+            accept=(),  # bodies are the application's business (INFO, MESSAGE, NOTIFY ...)
+        )
+        self.dialog_usages: list[DialogUsageHandler] = []
+        """Extra in-dialog request handlers (REFER, NOTIFY, SUBSCRIBE), tried in order."""
+        self.request_handlers: dict[str, OutOfDialogHandler] = {}
+        """Handlers for requests outside dialogs by method (SUBSCRIBE, NOTIFY, REFER ...)."""
+
+    # -- setup ----------------------------------------------------------------------------------
+    def set_listeners(self, listeners: Mapping[str, Listener]) -> None:
+        """Where we receive, per transport (for Via sent-by and Contact)."""
+        self.sender.set_listeners(listeners)
+
+    # -- SessionHost -------------------------------------------------------------------------------
+    def emit(self, event: UAEvent) -> None:
+        self._events.append(event)
+
+    def bind(self, dialog: Dialog, owner: InDialog) -> None:
+        self._dialogs[dialog.id] = owner
+
+    def unbind_dialog(self, dialog: Dialog) -> None:
+        self._dialogs.pop(dialog.id, None)
+
+    def dialog_usage(
+        self, owner: InDialog, request: Request, transaction: ServerTransaction, now: float
+    ) -> bool:
+        return any(handler(owner, request, transaction, now) for handler in self.dialog_usages)
+
+    def _resolve(self, creq: ClientRequest, uri: SipUri) -> None:
+        self.emit(ResolveTargets(creq, uri))
+
+    # -- commands ---------------------------------------------------------------------
+    def new_request(
+        self,
+        method: str,
+        uri: Uri | str,
+        *,
+        to: Address | str | None = None,
+        from_: Address | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+    ) -> Request:
+        """A request outside any dialog, built as §8.1.1 says (Via comes when it is sent)."""
+        target = to_uri(uri)
+        local = from_ or self.config.aor
+        remote = Address.of(to) if to is not None else Address(target)
+        items: list[tuple[str, str]] = [
+            ("Max-Forwards", "70"),
+            ("From", str(Address(local.uri, local.display_name).with_tag(self.ids.token()))),
+            ("To", str(remote)),
+            ("Call-ID", self.ids.token()),
+            ("CSeq", f"1 {method}"),
+        ]
+        if self.config.outbound_proxy is not None:
+            items.append(("Route", str(self.config.outbound_proxy)))
+        items.append(("User-Agent", self.config.user_agent))
+        items += headers or []
+        if body:
+            items.append(("Content-Type", content_type or "text/plain;charset=UTF-8"))
+        return Request(method, target, items, body)
+
+    def request(
+        self,
+        method: str,
+        uri: Uri | str,
+        now: float,
+        *,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        to: Address | str | None = None,
+    ) -> ClientRequest:
+        """Send a non-INVITE request outside a dialog (MESSAGE, OPTIONS, INFO ...).
+
+        Its final response arrives as a RequestCompleted event.
+        """
+        request = self.new_request(
+            method, uri, to=to, headers=headers, body=body, content_type=content_type
+        )
+        creq = ClientRequest(request, self)
+        self.sender.send(creq, now)
+        return creq
+
+    def invite(
+        self,
+        uri: Uri | str,
+        media: SessionMedia,
+        now: float,
+        *,
+        headers: list[tuple[str, str]] | None = None,
+        to: Address | str | None = None,
+        offer: bool = True,
+    ) -> InviteSession:
+        """Start a call: INVITE ``uri`` with an offer from ``media`` (none if ``offer=False``)."""
+        items = [
+            ("Allow", ", ".join(self.config.allow)),
+            ("Supported", ", ".join(self.config.supported)),
+        ]
+        if self.config.session_expires is not None:
+            items += [
+                ("Session-Expires", str(self.config.session_expires)),
+                ("Min-SE", str(self.config.min_se)),
+            ]
+        items += headers or []
+        body = media.create_offer() if offer else b""
+        request = self.new_request(
+            "INVITE", uri, to=to, headers=items, body=body, content_type=media.content_type
+        )
+        session = InviteSession(self, media, is_uac=True, request=request)
+        if body:
+            session.make_offer(body)
+        session.local_tag = request.from_.tag or ""
+        self._remember(session)
+        session.start(now)
+        return session
+
+    def register(
+        self,
+        registrar: SipUri | str,
+        now: float,
+        *,
+        aor: Address | None = None,
+        expires: int = 3600,
+        contacts: list[str] | None = None,
+    ) -> Registration:
+        """Register ``aor`` (default: our AOR) at ``registrar`` and keep it refreshed."""
+        uri = SipUri.parse(registrar) if isinstance(registrar, str) else registrar
+        registration = Registration(
+            self, uri, aor or self.config.aor, expires=expires, contacts=contacts
+        )
+        registration.register(now)
+        return registration
+
+    def targets_resolved(self, creq: ClientRequest, targets: list[Target], now: float) -> None:
+        """The answer to a ResolveTargets event."""
+        self.sender.targets_resolved(creq, targets, now)
+
+    # ResponseSink for plain requests
+    def on_provisional(self, creq: ClientRequest, response: Response, now: float) -> None:
+        pass
+
+    def on_final(self, creq: ClientRequest, response: Response, now: float) -> None:
+        self.emit(RequestCompleted(creq, response))
+
+    # -- transaction-layer events ---------------------------------------------------------------
+    def handle(self, event: Event, now: float) -> None:
+        """Act on one TU event of the transaction layer."""
+        if isinstance(event, ResponseReceived):
+            self._on_response(event, now)
+        elif isinstance(event, RequestReceived):
+            if event.transaction is None:
+                if event.request.method == "ACK":
+                    self._on_ack(event.request, now)
+                return
+            if isinstance(event.transaction, ServerTransaction):
+                self._on_request(event.request, event.transaction, now)
+        elif isinstance(event, TransactionTerminated):
+            self.sender.forget(event.transaction)
+            self._servers.pop(id(event.transaction), None)
+        elif isinstance(event, TransactionTimedOut):
+            log.info("transaction gave up: %s (%s)", event.transaction, event.reason)
+
+    def _on_response(self, event: ResponseReceived, now: float) -> None:
+        creq = self.sender.owner(event)
+        if creq is not None:
+            self.sender.on_response(creq, event, now)
+            return
+        response = event.response
+        if 200 <= response.status < 300 and response.cseq.method == "INVITE":
+            session = self._sessions.get((response.call_id, response.from_.tag or ""))
+            if session is not None and session.invite is not None:
+                session.on_final(session.invite, response, now)  # a 2xx after the ICT ended
+                return
+        log.debug("response %d matches nothing; dropped", response.status)
+
+    def _on_ack(self, ack: Request, now: float) -> None:
+        owner = self._dialogs.get((ack.call_id, ack.to.tag or "", ack.from_.tag or ""))
+        if owner is not None:
+            owner.on_ack(ack, now)
+
+    def _on_request(self, request: Request, tx: ServerTransaction, now: float) -> None:
+        rejection = check_request(request, self._policy)
+        if rejection is not None:
+            self.layer.respond(tx, rejection.response(request, to_tag=self.ids.token()), now)
+            return
+        method = request.method
+        if method == "CANCEL":
+            self._on_cancel(request, tx, now)
+            return
+        to_tag = request.to.tag
+        if to_tag is not None:
+            owner = self._dialogs.get((request.call_id, to_tag, request.from_.tag or ""))
+            if owner is None:
+                self.layer.respond(tx, request.reply(481), now)  # §12.2.2
+            else:
+                owner.on_request(request, tx, now)
+            return
+        if self._merged(request, tx):
+            self.layer.respond(tx, request.reply(482, to_tag=self.ids.token()), now)
+            return
+        handler = self.request_handlers.get(method)
+        if handler is not None and handler(request, tx, now):
+            return
+        if method == "INVITE":
+            assert isinstance(tx, InviteServerTransaction)
+            self._on_invite(request, tx, now)
+        elif method == "OPTIONS":
+            headers = [
+                ("Allow", ", ".join(self.config.allow)),
+                ("Accept", "application/sdp, text/plain"),
+                ("Supported", ", ".join(self.config.supported)),
+                ("Server", self.config.user_agent),
+            ]
+            self.layer.respond(
+                tx, request.reply(200, headers=headers, to_tag=self.ids.token()), now
+            )
+        elif method == "MESSAGE":
+            self.layer.respond(tx, request.reply(200, to_tag=self.ids.token()), now)
+            self.emit(MessageReceived(request))
+        elif method in ("BYE", "PRACK", "UPDATE", "INFO", "NOTIFY"):
+            self.layer.respond(tx, request.reply(481), now)
+        else:
+            self.layer.respond(tx, request.reply(405, to_tag=self.ids.token()), now)
+
+    def _merged(self, request: Request, tx: ServerTransaction) -> bool:
+        """§8.2.2.2: the same request (From tag, Call-ID, CSeq) on another branch → 482."""
+        key = (request.from_.tag or "", request.call_id, str(request.cseq))
+        branch = str(tx.key)
+        seen = self._recent.get(key)
+        if seen is not None and seen != branch:
+            return True
+        self._recent[key] = branch
+        while len(self._recent) > self.config.merged_memory:
+            self._recent.popitem(last=False)
+        return False
+
+    def _on_invite(self, request: Request, tx: InviteServerTransaction, now: float) -> None:
+        if len(self._sessions) >= self.config.max_sessions:
+            reply = request.reply(503, headers=[("Retry-After", "5")], to_tag=self.ids.token())
+            self.layer.respond(tx, reply, now)
+            return
+        media = self.media_factory() if self.media_factory is not None else None
+        if media is None:
+            self.layer.respond(tx, request.reply(488, to_tag=self.ids.token()), now)
+            return
+        session = InviteSession(self, media, is_uac=False, request=request, server=tx)
+        session.transport = tx.source.transport
+        rejection = session.check_session_interval(request)
+        if rejection is not None:
+            self.layer.respond(tx, rejection, now)
+            return
+        self._remember(session)
+        self._servers[id(tx)] = session
+        session.announce(now)
+
+    def _on_cancel(self, cancel: Request, tx: ServerTransaction, now: float) -> None:
+        invite = self.layer.find_invite(cancel)
+        session = self._servers.get(id(invite)) if invite is not None else None
+        if invite is None or session is None:
+            self.layer.respond(tx, cancel.reply(481), now)
+            return
+        self.layer.respond(tx, cancel.reply(200, to_tag=session.local_tag), now)
+        session.on_cancel(now)
+
+    def _remember(self, session: InviteSession) -> None:
+        self._sessions[(session.call_id, session.local_tag)] = session
+        while len(self._sessions) > self.config.max_sessions:
+            _, old = self._sessions.popitem(last=False)
+            old.terminate(0.0)
+
+    def forget(self, session: InviteSession) -> None:
+        """Drop a terminated session from the tables."""
+        self._sessions.pop((session.call_id, session.local_tag), None)
+        if session.server is not None:
+            self._servers.pop(id(session.server), None)
+
+    # -- time and events --------------------------------------------------------------
+    def next_timer(self) -> float | None:
+        return self.timers.next_deadline()
+
+    def handle_timer(self, now: float) -> None:
+        self.timers.fire(now)
+
+    def next_event(self) -> UAEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def events(self) -> list[UAEvent]:
+        out = list(self._events)
+        self._events.clear()
+        return out
+
+    @property
+    def sessions(self) -> list[InviteSession]:
+        return list(self._sessions.values())
