@@ -7,7 +7,13 @@ exception into the RFC's response or a logged drop.
 
 from __future__ import annotations
 
-__all__ = ["LocalProtocolError", "ParseError", "RemoteProtocolError", "SipError"]
+__all__ = [
+    "LocalProtocolError",
+    "ParseError",
+    "RemoteProtocolError",
+    "RequestFailed",
+    "SipError",
+]
 
 
 class SipError(Exception):
@@ -42,3 +48,18 @@ class ParseError(RemoteProtocolError, ValueError):
 
     def __init__(self, reason: str, status: int = 400) -> None:
         super().__init__(reason, status)
+
+
+class RequestFailed(SipError):
+    """A request got a final response other than 2xx (or failed locally: 408, 503).
+
+    ``status`` and ``reason`` are the response's; ``response`` is the whole
+    response when there is one.
+    """
+
+    def __init__(self, status: int, reason: str, response: object | None = None) -> None:
+        super().__init__(reason, status)
+        self.response = response
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.reason}"

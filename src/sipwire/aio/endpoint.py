@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from sipwire.aio.transport import TransportLayer
@@ -59,6 +59,8 @@ class Endpoint:
         self._sends: set[asyncio.Task[None]] = set()
         self.sent = 0
         self.received = 0
+        self.trace: Callable[[str, bytes, Source | Target], None] | None = None
+        """Called with ("recv" | "send", message bytes, peer) for every message."""
 
     def now(self) -> float:
         return self._loop.time()
@@ -77,6 +79,8 @@ class Endpoint:
     # -- from the transports --------------------------------------------------------------
     def _on_message(self, message: Request | Response, source: Source) -> None:
         self.received += 1
+        if self.trace is not None:
+            self.trace("recv", bytes(message), source)
         now = self._loop.time()
         if isinstance(message, Request):
             stamp_via(message, source)  # §18.2.1: received / rport
@@ -102,6 +106,10 @@ class Endpoint:
         self._pump(self._loop.time())
 
     # -- the event pump ------------------------------------------------------------------------
+    def pump(self) -> None:
+        """Send what the layers queued and re-arm the timer (after a command to the TU)."""
+        self._pump(self._loop.time())
+
     def _pump(self, now: float) -> None:
         layer = self.transactions
         tu = self.tu
@@ -126,12 +134,16 @@ class Endpoint:
         target, reuse = response_target(vias[0], event.source)
         flow = event.source.flow if reuse else None
         data = bytes(response)
+        if self.trace is not None:
+            self.trace("send", data, target)
         if flow is None and self._send_now(data, target, event):
             return
         self._spawn(self._transmit(data, target, flow, event, fallback=vias[0]))
 
     def _send_request(self, event: SendRequest) -> None:
         data = bytes(event.request)
+        if self.trace is not None:
+            self.trace("send", data, event.target)
         if not self._send_now(data, event.target, event):
             self._spawn(self._transmit(data, event.target, None, event, fallback=None))
 

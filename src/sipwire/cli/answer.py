@@ -2,9 +2,10 @@
 
     sipwire answer --listen udp:127.0.0.1:5080 --listen tcp:127.0.0.1:5080
 
-It answers OPTIONS with 200, INVITE with 180 then 200 (and an SDP answer),
-BYE with 200, CANCEL with 200 and 487, unknown methods with 501 and broken
-requests with the RFC's error code, until Ctrl-C or SIGTERM.
+It runs a :class:`~sipwire.UserAgent` that answers OPTIONS with 200, INVITE
+with 180 then 200 (with an SDP answer), BYE with 200, CANCEL with 200 and
+487, prints every MESSAGE it receives, and answers unknown methods and
+broken requests with the RFC's error code, until Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import signal
 import ssl
 from collections.abc import Callable
@@ -20,12 +20,14 @@ from dataclasses import dataclass
 
 import click
 
-from sipwire.aio.endpoint import Endpoint
+from sipwire.aio.call import Call
 from sipwire.aio.transport_base import TransportConfig
-from sipwire.core.answerer import AnswerConfig, Answerer
+from sipwire.aio.ua import UserAgent
+from sipwire.core.answerer import AnswerConfig
+from sipwire.errors import RequestFailed
 from sipwire.transport.address import TRANSPORTS
 
-__all__ = ["ListenSpec", "answer", "parse_listen", "run_answer"]
+__all__ = ["AnswerStats", "ListenSpec", "answer", "parse_listen", "run_answer"]
 
 log = logging.getLogger("sipwire.answer")
 
@@ -77,6 +79,16 @@ class _ListenType(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+@dataclass(slots=True)
+class AnswerStats:
+    """What ``sipwire answer`` did."""
+
+    calls_answered: int = 0
+    calls_completed: int = 0
+    """Answered calls that the caller ended with BYE."""
+    messages: int = 0
+
+
 async def run_answer(
     listens: list[ListenSpec],
     config: AnswerConfig,
@@ -84,11 +96,41 @@ async def run_answer(
     *,
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
-) -> Answerer:
-    """Run the answering UAS until ``stop`` is set (or SIGINT/SIGTERM); return its TU."""
-    endpoint = Endpoint(transport=transport)
-    tu = Answerer(endpoint.transactions, lambda: secrets.token_hex(6), config)
-    endpoint.tu = tu
+) -> AnswerStats:
+    """Run the answering user agent until ``stop`` is set (or SIGINT/SIGTERM)."""
+    first = listens[0]
+    host = f"[{first.host}]" if ":" in first.host else first.host
+    ua = UserAgent(
+        f"sip:{config.user}@{host}",
+        listen=[str(spec) for spec in listens],
+        transport=transport,
+        user_agent=config.user_agent,
+    )
+    stats = AnswerStats()
+
+    @ua.on_call
+    async def answer_call(call: Call) -> None:
+        await call.ring()
+        if config.ring_time > 0:
+            await asyncio.sleep(config.ring_time)
+        if call.ended:
+            return
+        try:
+            await call.answer()
+        except RequestFailed as exc:
+            log.info("call %s not established: %s", call.call_id, exc)
+            return
+        stats.calls_answered += 1
+        await call.wait_ended()
+        if call.session.end_reason == "BYE received":
+            stats.calls_completed += 1
+
+    async def print_messages() -> None:
+        async for request in ua.messages():
+            stats.messages += 1
+            text = request.body.decode("utf-8", "replace")
+            click.echo(f"MESSAGE from {request.from_.uri}: {text}")
+
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -96,19 +138,20 @@ async def run_answer(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     try:
-        for spec in listens:
-            host, port = await endpoint.listen(spec.transport, spec.host, spec.port)
-            shown = f"[{host}]" if ":" in host else host
-            click.echo(f"listening on {spec.transport}:{shown}:{port}", err=True)
-        if ready is not None:
-            ready.set()
-        await stop.wait()
+        async with ua:
+            for listener in ua.listeners.values():
+                shown = f"[{listener.host}]" if ":" in listener.host else listener.host
+                click.echo(f"listening on {listener.transport}:{shown}:{listener.port}", err=True)
+            printer = asyncio.ensure_future(print_messages())
+            if ready is not None:
+                ready.set()
+            await stop.wait()
+            printer.cancel()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-        await endpoint.close()
-    return tu
+    return stats
 
 
 def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

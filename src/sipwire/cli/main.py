@@ -15,6 +15,7 @@ import click
 
 from sipwire import ParseError, Request, Response, parse_message
 from sipwire.cli.answer import answer
+from sipwire.cli.client import call, message, options, register
 
 __all__ = ["main"]
 
@@ -96,3 +97,7 @@ main.add_command(answer)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+main.add_command(register)
+main.add_command(call)
+main.add_command(message)
+main.add_command(options)

@@ -1,0 +1,186 @@
+"""``sipwire.Call``: one call of a :class:`~sipwire.aio.ua.UserAgent`, with awaitable steps."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from sipwire.core.events import (
+    CallStateChanged,
+    InDialogRequest,
+    MediaChanged,
+)
+from sipwire.core.session import CallState, InviteSession
+from sipwire.errors import LocalProtocolError, RequestFailed
+from sipwire.message import Address, Request, Response
+
+if TYPE_CHECKING:
+    from sipwire.aio.ua import UserAgent
+
+__all__ = ["Call", "CallEvent"]
+
+CallEvent = CallStateChanged | MediaChanged | InDialogRequest
+MAX_EVENTS = 256
+
+
+class Call:
+    """A call in progress, outgoing (``direction == "out"``) or incoming.
+
+    Its ``state`` is a :class:`~sipwire.core.session.CallState`. Methods
+    that send a request wait for its final response and raise
+    :class:`~sipwire.errors.RequestFailed` when it is not 2xx.
+    """
+
+    def __init__(self, ua: UserAgent, session: InviteSession) -> None:
+        self.ua = ua
+        self.session = session
+        loop = asyncio.get_running_loop()
+        self._answered: asyncio.Future[Response | None] = loop.create_future()
+        self._ended: asyncio.Future[None] = loop.create_future()
+        self._events: asyncio.Queue[CallEvent] = asyncio.Queue(MAX_EVENTS)
+        self.info: list[Request] = []
+        """INFO and MESSAGE requests received inside the call."""
+
+    # -- what it is --------------------------------------------------------------------------
+    @property
+    def state(self) -> CallState:
+        return self.session.state
+
+    @property
+    def direction(self) -> str:
+        """``"out"`` for calls we placed, ``"in"`` for calls we received."""
+        return "out" if self.session.is_uac else "in"
+
+    @property
+    def call_id(self) -> str:
+        return self.session.call_id
+
+    @property
+    def remote(self) -> Address:
+        """The other party: To of our INVITE, or From of theirs."""
+        request = self.session.request
+        return request.to if self.session.is_uac else request.from_
+
+    @property
+    def request(self) -> Request:
+        """The initial INVITE."""
+        return self.session.request
+
+    @property
+    def ended(self) -> bool:
+        return self.session.state is CallState.TERMINATED
+
+    @property
+    def end_status(self) -> int | None:
+        """The SIP status that ended the call (486, 487, 200 for a BYE ...)."""
+        return self.session.end_status
+
+    @property
+    def remote_sdp(self) -> bytes | None:
+        """The last session description the peer sent, if any."""
+        return getattr(self.session.media, "remote", None)
+
+    def __repr__(self) -> str:
+        return f"<Call {self.direction} {self.remote.uri} {self.state.value}>"
+
+    # -- events from the user agent ----------------------------------------------------------
+    def _on_event(self, event: CallEvent) -> None:
+        if isinstance(event, InDialogRequest):
+            self.info.append(event.request)
+        if not self._events.full():
+            self._events.put_nowait(event)
+        if isinstance(event, CallStateChanged):
+            if event.state is CallState.CONFIRMED and not self._answered.done():
+                self._answered.set_result(event.response)
+            elif event.state is CallState.TERMINATED:
+                if not self._answered.done():
+                    response = event.response or self.session.final
+                    status = self.session.end_status or 500
+                    reason = self.session.end_reason or "call ended"
+                    self._answered.set_exception(RequestFailed(status, reason, response))
+                    self._answered.exception()  # mark retrieved
+                if not self._ended.done():
+                    self._ended.set_result(None)
+                self.ua._forget_call(self)
+
+    async def events(self) -> AsyncIterator[CallEvent]:
+        """State changes, media changes and INFO/MESSAGE requests, in order, until the end."""
+        while not (self.ended and self._events.empty()):
+            yield await self._events.get()
+
+    async def wait_answered(self) -> None:
+        """Wait until the call is confirmed; RequestFailed if it ends first."""
+        await asyncio.shield(self._answered)
+
+    async def wait_ended(self, timeout: float | None = None) -> None:
+        """Wait until the call is over (either side hung up)."""
+        await asyncio.wait_for(asyncio.shield(self._ended), timeout)
+
+    # -- commands ------------------------------------------------------------------------------
+    async def ring(self) -> None:
+        """Send 180 Ringing (incoming calls)."""
+        self.session.ring(self.ua._now())
+        self.ua._flush()
+
+    async def answer(self) -> None:
+        """Answer with 200 OK and wait for the ACK (incoming calls)."""
+        if self.session.is_uac:
+            raise LocalProtocolError("only an incoming call can be answered")
+        self.session.answer(self.ua._now())
+        self.ua._flush()
+        await self.wait_answered()
+
+    async def reject(self, status: int = 486, reason: str | None = None) -> None:
+        """Refuse an incoming call with a final error response."""
+        self.session.reject(self.ua._now(), status, reason)
+        self.ua._flush()
+
+    async def hangup(self) -> None:
+        """End the call: CANCEL, reject or BYE as its state requires."""
+        if self.ended:
+            return
+        self.session.hangup(self.ua._now())
+        self.ua._flush()
+
+    async def hold(self) -> Response:
+        """Put the peer on hold (re-INVITE with a sendonly offer)."""
+        return await self._wait(self.session.hold(self.ua._now()))
+
+    async def resume(self) -> Response:
+        """Take the peer off hold (re-INVITE with a sendrecv offer)."""
+        return await self._wait(self.session.resume(self.ua._now()))
+
+    async def reinvite(self, sdp: bytes | None = None) -> Response:
+        """Send a re-INVITE with a new offer (``sdp``, or one made by the media)."""
+        return await self._wait(self.session.reinvite(self.ua._now(), sdp))
+
+    async def update(self, sdp: bytes | None = None) -> Response:
+        """Send an UPDATE (RFC 3311) with a new offer."""
+        return await self._wait(self.session.update(self.ua._now(), sdp))
+
+    async def send_info(
+        self, body: bytes | str, content_type: str = "application/dtmf-relay"
+    ) -> Response:
+        """Send INFO (RFC 6086) inside the call."""
+        data = body.encode() if isinstance(body, str) else body
+        creq = self.session.send_in_dialog(
+            "INFO", self.ua._now(), body=data, content_type=content_type
+        )
+        return await self._wait(creq)
+
+    async def send_message(self, text: str, content_type: str = "text/plain") -> Response:
+        """Send a MESSAGE inside the call's dialog."""
+        creq = self.session.send_in_dialog(
+            "MESSAGE", self.ua._now(), body=text.encode(), content_type=content_type
+        )
+        return await self._wait(creq)
+
+    async def _wait(self, creq: object) -> Response:
+        from sipwire.core.client import ClientRequest
+
+        assert isinstance(creq, ClientRequest)
+        response = await self.ua._wait(creq)
+        if not 200 <= response.status < 300:
+            raise RequestFailed(response.status, response.reason, response)
+        return response

@@ -1,0 +1,442 @@
+"""The asyncio user agent: ``sipwire.UserAgent`` and ``sipwire.Call``.
+
+::
+
+    async with UserAgent("sip:alice@example.com", password="secret",
+                         listen=["udp:127.0.0.1:5062"]) as ua:
+        await ua.register("sip:example.com")
+        call = await ua.call("sip:bob@example.com")
+        await call.hold()
+        await call.hangup()
+
+Incoming calls arrive through ``async for call in ua.incoming()`` or a
+handler set with ``@ua.on_call``; MESSAGEs through ``ua.messages()``.
+
+Everything SIP happens in the sans-I/O :class:`~sipwire.core.ua.UserAgentCore`;
+this module only turns its events into futures and queues, runs DNS for
+it, and owns the sockets through an :class:`~sipwire.aio.endpoint.Endpoint`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+from sipwire.aio.call import Call
+from sipwire.aio.dns import Resolver
+from sipwire.aio.endpoint import Endpoint
+from sipwire.aio.transport_base import TransportConfig
+from sipwire.auth.digest import DigestAccount, DigestClient
+from sipwire.core.client import ClientRequest, Listener
+from sipwire.core.config import UAConfig
+from sipwire.core.events import (
+    CallStateChanged,
+    IncomingCall,
+    InDialogRequest,
+    MediaChanged,
+    MessageReceived,
+    RegistrationChanged,
+    RequestCompleted,
+    ResolveTargets,
+    UAEvent,
+)
+from sipwire.core.media import SessionMedia
+from sipwire.core.register import Registration, RegistrationState
+from sipwire.core.sdp_media import MediaConfig, SdpMedia
+from sipwire.core.session import InviteSession
+from sipwire.core.ua import UserAgentCore
+from sipwire.errors import LocalProtocolError, RequestFailed
+from sipwire.message import Address, Request, Response, SipUri
+from sipwire.transaction.events import Event
+
+__all__ = ["SecretIds", "UserAgent"]
+
+log = logging.getLogger("sipwire.ua")
+
+MAX_QUEUE = 1000
+
+
+class SecretIds:
+    """Tags, Call-IDs and branches from ``secrets`` (at least 64 random bits each)."""
+
+    def token(self) -> str:
+        return secrets.token_hex(8)
+
+    def random(self) -> float:
+        return secrets.randbits(53) / (1 << 53)
+
+
+def parse_listen(text: str) -> tuple[str, str, int]:
+    """``udp:127.0.0.1:5060`` or ``tcp:[::1]:0`` → (transport, host, port)."""
+    transport, sep, rest = text.partition(":")
+    if not sep:
+        raise ValueError(f"expected TRANSPORT:HOST:PORT, got {text!r}")
+    if rest.startswith("["):
+        host, _, port = rest[1:].partition("]:")
+    else:
+        host, _, port = rest.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"expected TRANSPORT:HOST:PORT, got {text!r}")
+    return transport.lower(), host, int(port)
+
+
+class UserAgent:
+    """A SIP user agent on asyncio: register, call, answer, message.
+
+    ``aor`` is our address of record (the From of our requests).
+    ``username``/``password`` answer digest challenges; ``username``
+    defaults to the AOR's user and may differ from it (many PBXs use an
+    extension number as the auth name). ``listen`` lists local addresses
+    as ``TRANSPORT:HOST:PORT`` (port 0 picks a free one).
+    """
+
+    def __init__(
+        self,
+        aor: str = "sip:sipwire@127.0.0.1",
+        *,
+        password: str | None = None,
+        username: str | None = None,
+        realm: str | None = None,
+        listen: Sequence[str] = ("udp:127.0.0.1:0",),
+        outbound_proxy: str | None = None,
+        display_name: str | None = None,
+        user_agent: str = "sipwire",
+        media: MediaConfig | None = None,
+        media_factory: Callable[[], SessionMedia] | None = None,
+        transport: TransportConfig | None = None,
+        session_expires: int | None = 1800,
+        reliable_provisional: bool = False,
+        trace: Callable[[str, bytes, object], None] | None = None,
+    ) -> None:
+        address = Address.parse(aor)
+        if display_name is not None:
+            address.display_name = display_name
+        if not isinstance(address.uri, SipUri):
+            raise ValueError(f"the AOR must be a sip: or sips: URI: {aor!r}")
+        self.aor = address
+        self.listen_specs = [parse_listen(item) for item in listen]
+        self._accounts: list[DigestAccount] = []
+        if password is not None:
+            auth_user = username or address.uri.user or ""
+            self._accounts.append(DigestAccount(auth_user, password, realm))
+        self.config = UAConfig(
+            aor=address,
+            contact_user=address.uri.user or "sipwire",
+            user_agent=user_agent,
+            outbound_proxy=Address.parse(outbound_proxy) if outbound_proxy else None,
+            session_expires=session_expires,
+            reliable_provisional=reliable_provisional,
+        )
+        self.media_config = media or MediaConfig()
+        self._media_factory = media_factory
+        self._transport_config = transport
+        self._trace = trace
+        self.endpoint: Endpoint | None = None
+        self.core: UserAgentCore | None = None
+        self.resolver: Resolver | None = None
+        self.listeners: dict[str, Listener] = {}
+        self._waiters: dict[int, asyncio.Future[Response]] = {}
+        self._calls: dict[int, Call] = {}
+        self._incoming: asyncio.Queue[Call] = asyncio.Queue(MAX_QUEUE)
+        self._messages: asyncio.Queue[Request] = asyncio.Queue(MAX_QUEUE)
+        self._call_handler: Callable[[Call], Awaitable[None]] | None = None
+        self._registrations: dict[int, tuple[Registration, asyncio.Future[Response]]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._rtp_port = self.media_config.rtp_port_min
+
+    # -- life cycle -------------------------------------------------------------------------
+    async def __aenter__(self) -> UserAgent:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Open the listeners and start the core."""
+        endpoint = Endpoint(transport=self._transport_config)
+        self.endpoint = endpoint
+        if self._trace is not None:
+            endpoint.trace = self._trace
+        ids = SecretIds()
+        auth = DigestClient(self._accounts, ids.token) if self._accounts else None
+        core = UserAgentCore(
+            endpoint.transactions,
+            self.config,
+            ids,
+            auth=auth,
+            media_factory=self._new_media,
+        )
+        self.core = core
+        endpoint.tu = self
+        self.resolver = Resolver()
+        try:
+            for transport, host, port in self.listen_specs:
+                bound_host, bound_port = await endpoint.listen(transport, host, port)
+                self.listeners.setdefault(transport, Listener(transport, bound_host, bound_port))
+        except BaseException:
+            await endpoint.close()
+            raise
+        core.set_listeners(self.listeners)
+
+    async def close(self) -> None:
+        """Hang up every call, stop refreshing registrations, close the sockets."""
+        if self.endpoint is None:
+            return
+        for call in list(self._calls.values()):
+            if not call.ended:
+                call.session.hangup(self._now())
+        self._flush()
+        for registration, _ in self._registrations.values():
+            registration.close()
+        await asyncio.sleep(0)  # let the BYEs reach the transports
+        for task in list(self._tasks):
+            task.cancel()
+        await self.endpoint.close()
+        self.endpoint = None
+
+    @property
+    def contact_address(self) -> tuple[str, int]:
+        """Host and port of the first listener."""
+        listener = next(iter(self.listeners.values()))
+        return listener.host, listener.port
+
+    # -- media ------------------------------------------------------------------------------
+    def _new_media(self) -> SessionMedia:
+        if self._media_factory is not None:
+            return self._media_factory()
+        host = next(iter(self.listeners.values())).host if self.listeners else "127.0.0.1"
+        port = self._rtp_port
+        self._rtp_port += 2
+        if self._rtp_port > self.media_config.rtp_port_max:
+            self._rtp_port = self.media_config.rtp_port_min
+        return SdpMedia(self.media_config, address=host, audio_port=port)
+
+    # -- the transaction user (driven by the Endpoint) --------------------------------------
+    def handle(self, event: Event, now: float) -> None:
+        assert self.core is not None
+        self.core.handle(event, now)
+        self._drain()
+
+    def next_timer(self) -> float | None:
+        return self.core.next_timer() if self.core is not None else None
+
+    def handle_timer(self, now: float) -> None:
+        assert self.core is not None
+        self.core.handle_timer(now)
+        self._drain()
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _core(self) -> UserAgentCore:
+        if self.core is None:
+            raise LocalProtocolError("the user agent is not started (use 'async with')")
+        return self.core
+
+    def _flush(self) -> None:
+        """After a command: send what it queued, then deliver the core's events."""
+        if self.endpoint is not None:
+            self.endpoint.pump()
+        self._drain()
+
+    def _drain(self) -> None:
+        core = self.core
+        if core is None:
+            return
+        while (event := core.next_event()) is not None:
+            try:
+                self._dispatch(event)
+            except Exception:
+                log.exception("error handling %r", event)
+        if self.endpoint is not None:
+            self.endpoint.pump()
+
+    def _dispatch(self, event: UAEvent) -> None:
+        if isinstance(event, ResolveTargets):
+            self._spawn(self._resolve(event))
+        elif isinstance(event, RequestCompleted):
+            future = self._waiters.pop(id(event.request), None)
+            if future is not None and not future.done():
+                future.set_result(event.response)
+        elif isinstance(event, IncomingCall):
+            self._on_incoming(event)
+        elif isinstance(event, CallStateChanged | MediaChanged | InDialogRequest):
+            call = self._calls.get(id(event.session))
+            if call is not None:
+                call._on_event(event)
+        elif isinstance(event, MessageReceived):
+            if self._messages.full():
+                log.info("message queue full; dropping a MESSAGE from %s", event.request.from_)
+            else:
+                self._messages.put_nowait(event.request)
+        elif isinstance(event, RegistrationChanged):
+            entry = self._registrations.get(id(event.registration))
+            if entry is not None and event.response is not None and not entry[1].done():
+                entry[1].set_result(event.response)
+
+    async def _resolve(self, event: ResolveTargets) -> None:
+        assert self.resolver is not None
+        try:
+            targets = await self.resolver.resolve(event.uri)
+        except Exception as exc:
+            log.info("cannot resolve %s: %s", event.uri, exc)
+            targets = []
+        self._core().targets_resolved(event.request, targets, self._now())
+        self._flush()
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- calls ------------------------------------------------------------------------------
+    def _wrap(self, session: InviteSession) -> Call:
+        call = Call(self, session)
+        self._calls[id(session)] = call
+        return call
+
+    def _forget_call(self, call: Call) -> None:
+        self._calls.pop(id(call.session), None)
+
+    def _on_incoming(self, event: IncomingCall) -> None:
+        call = self._wrap(event.session)
+        if self._call_handler is not None:
+            self._spawn(self._run_handler(call))
+        elif self._incoming.full():
+            event.session.reject(self._now(), 486, "Busy Here")
+        else:
+            self._incoming.put_nowait(call)
+
+    async def _run_handler(self, call: Call) -> None:
+        assert self._call_handler is not None
+        try:
+            await self._call_handler(call)
+        except Exception:
+            log.exception("call handler failed for %s", call)
+            if not call.ended:
+                await call.hangup()
+
+    def on_call(
+        self, handler: Callable[[Call], Awaitable[None]]
+    ) -> Callable[[Call], Awaitable[None]]:
+        """Decorator: run ``handler(call)`` as a task for every incoming call."""
+        self._call_handler = handler
+        return handler
+
+    async def incoming(self) -> AsyncIterator[Call]:
+        """Incoming calls, as they arrive (ringing is up to you: ``call.ring()``)."""
+        while True:
+            yield await self._incoming.get()
+
+    async def call(
+        self,
+        target: str,
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+        timeout: float | None = None,
+        wait: bool = True,
+    ) -> Call:
+        """Call ``target``; with ``wait`` (default) return once answered.
+
+        Raises :class:`~sipwire.errors.RequestFailed` with the SIP status when
+        the call is refused (486, 404 ...), cancelled on ``timeout`` (487) or
+        fails locally (408 timeout, 503 unreachable).
+        """
+        core = self._core()
+        media = self._new_media()
+        session = core.invite(target, media, self._now(), headers=list(headers))
+        call = self._wrap(session)
+        self._flush()
+        if wait:
+            try:
+                await asyncio.wait_for(call.wait_answered(), timeout)
+            except TimeoutError:
+                await call.hangup()
+                raise RequestFailed(487, "Request Terminated (timeout)") from None
+        return call
+
+    # -- requests outside dialogs -----------------------------------------------------------
+    async def request(
+        self,
+        method: str,
+        target: str,
+        *,
+        body: bytes | str = b"",
+        content_type: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+        check: bool = True,
+    ) -> Response:
+        """Send any request outside a dialog and return its final response.
+
+        With ``check`` a non-2xx final response raises RequestFailed.
+        """
+        data = body.encode() if isinstance(body, str) else body
+        creq = self._core().request(
+            method,
+            target,
+            self._now(),
+            headers=list(headers),
+            body=data,
+            content_type=content_type,
+        )
+        response = await self._wait(creq)
+        if check and not 200 <= response.status < 300:
+            raise RequestFailed(response.status, response.reason, response)
+        return response
+
+    async def _wait(self, creq: ClientRequest) -> Response:
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        if creq.final is not None:
+            future.set_result(creq.final)
+        else:
+            self._waiters[id(creq)] = future
+        self._flush()
+        return await future
+
+    async def message(
+        self, target: str, text: str, *, content_type: str = "text/plain;charset=UTF-8"
+    ) -> Response:
+        """Send an instant message (RFC 3428); returns the 2xx, raises RequestFailed otherwise."""
+        return await self.request("MESSAGE", target, body=text, content_type=content_type)
+
+    async def options(self, target: str) -> Response:
+        """Send OPTIONS (a ping); returns the final response whatever its status."""
+        return await self.request("OPTIONS", target, check=False)
+
+    async def messages(self) -> AsyncIterator[Request]:
+        """MESSAGE requests received outside dialogs (already answered 200)."""
+        while True:
+            yield await self._messages.get()
+
+    # -- registration -----------------------------------------------------------------------
+    async def register(self, registrar: str | None = None, *, expires: int = 3600) -> Registration:
+        """Register our AOR at ``registrar`` (default: the AOR's domain) and keep it fresh.
+
+        Returns once the registrar answers 2xx; raises RequestFailed otherwise.
+        """
+        uri = registrar or f"sip:{self.aor.uri.host_port}"  # type: ignore[union-attr]
+        core = self._core()
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        registration = core.register(uri, self._now(), expires=expires)
+        self._registrations[id(registration)] = (registration, future)
+        self._flush()
+        response = await future
+        if registration.state is not RegistrationState.REGISTERED:
+            raise RequestFailed(response.status, response.reason, response)
+        return registration
+
+    async def unregister(self, registration: Registration) -> Response:
+        """Remove the bindings of ``registration`` (Expires: 0)."""
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._registrations[id(registration)] = (registration, future)
+        registration.unregister(self._now())
+        self._flush()
+        response = await future
+        self._registrations.pop(id(registration), None)
+        if not 200 <= response.status < 300:
+            raise RequestFailed(response.status, response.reason, response)
+        return response
