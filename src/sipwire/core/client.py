@@ -30,7 +30,7 @@ from sipwire.message import Address, Request, Response, SipUri, Uri
 from sipwire.transaction.client import ClientTransaction
 from sipwire.transaction.events import ResponseReceived
 from sipwire.transaction.layer import TransactionLayer
-from sipwire.transport.address import Target
+from sipwire.transport.address import RELIABLE, Target
 from sipwire.transport.rfc3263 import Locator, TargetSet
 
 if TYPE_CHECKING:
@@ -201,13 +201,27 @@ class RequestSender:
         self._by_transaction.pop(id(transaction), None)
 
     def _listener(self, transport: str) -> Listener | None:
-        return self.listeners.get(transport)
+        """The listener whose address goes in the Via for ``transport``.
+
+        Connection-oriented transports work without a listener of their own:
+        the response comes back on the connection (§18.2.2), so the sent-by of
+        another listener will do.
+        """
+        listener = self.listeners.get(transport)
+        if listener is None and transport in RELIABLE:
+            listener = next(iter(self.listeners.values()), None)
+        return listener
 
     def contact(self, user: str, transport: str) -> str:
-        """Our Contact for ``transport``: ``<sip:user@host:port;transport=...>``."""
-        listener = self._listener(transport) or next(iter(self.listeners.values()), None)
+        """Our Contact for ``transport``: ``<sip:user@host:port;transport=...>``.
+
+        Without a listener for ``transport`` the Contact names one we have, so
+        that requests inside the dialog reach us.
+        """
+        listener = self.listeners.get(transport) or next(iter(self.listeners.values()), None)
         if listener is None:
             return f"<sip:{user}@127.0.0.1>"
+        transport = listener.transport
         scheme = "sips" if transport in ("tls", "wss") else "sip"
         param = "" if transport == "udp" else f";transport={transport}"
         return f"<{scheme}:{user}@{listener.hostport}{param}>"

@@ -1,0 +1,113 @@
+"""Two asyncio UserAgents on loopback: calls, hold, INFO, MESSAGE, OPTIONS, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sipwire.aio.call import Call
+from sipwire.aio.ua import UserAgent
+from sipwire.core.session import CallState
+from sipwire.errors import RequestFailed
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(30)]
+
+
+def _uri(ua: UserAgent, user: str) -> str:
+    host, port = ua.contact_address
+    return f"sip:{user}@{host}:{port}"
+
+
+async def test_call_hold_info_and_hangup() -> None:
+    async with (
+        UserAgent("sip:alice@127.0.0.1", listen=["udp:127.0.0.1:0"]) as alice,
+        UserAgent("sip:bob@127.0.0.1", listen=["udp:127.0.0.1:0"]) as bob,
+    ):
+        answered: list[Call] = []
+
+        @bob.on_call
+        async def pick_up(call: Call) -> None:
+            await call.ring()
+            await call.answer()
+            answered.append(call)
+
+        call = await alice.call(_uri(bob, "bob"), timeout=5)
+        assert call.state is CallState.CONFIRMED
+        assert call.remote_sdp is not None and b"m=audio" in call.remote_sdp
+        await asyncio.sleep(0.05)
+        assert len(answered) == 1 and answered[0].state is CallState.CONFIRMED
+        theirs = answered[0]
+        assert theirs.remote.uri.user == "alice"  # type: ignore[union-attr]
+        response = await call.hold()
+        assert response.status == 200
+        assert theirs.remote_sdp is not None and b"a=sendonly" in theirs.remote_sdp
+        await call.resume()
+        assert b"a=sendrecv" in theirs.remote_sdp
+        info = await call.send_info("Signal=1\r\nDuration=100\r\n")
+        assert info.status == 200
+        await asyncio.sleep(0.05)
+        assert [r.method for r in theirs.info] == ["INFO"]
+        await call.hangup()
+        await theirs.wait_ended(2)
+        assert theirs.end_status == 200 and theirs.session.end_reason == "BYE received"
+
+
+async def test_rejected_call_raises_with_status() -> None:
+    async with (
+        UserAgent("sip:alice@127.0.0.1", listen=["udp:127.0.0.1:0"]) as alice,
+        UserAgent("sip:bob@127.0.0.1", listen=["tcp:127.0.0.1:0"]) as bob,
+    ):
+
+        @bob.on_call
+        async def busy(call: Call) -> None:
+            await call.reject(486)
+
+        host, port = bob.contact_address
+        with pytest.raises(RequestFailed) as failure:
+            await alice.call(f"sip:bob@{host}:{port};transport=tcp", timeout=5)
+        assert failure.value.status == 486
+
+
+async def test_caller_cancels_on_timeout() -> None:
+    async with (
+        UserAgent("sip:alice@127.0.0.1", listen=["udp:127.0.0.1:0"]) as alice,
+        UserAgent("sip:bob@127.0.0.1", listen=["udp:127.0.0.1:0"]) as bob,
+    ):
+        ringing: list[Call] = []
+
+        @bob.on_call
+        async def never_answer(call: Call) -> None:
+            await call.ring()
+            ringing.append(call)
+
+        with pytest.raises(RequestFailed) as failure:
+            await alice.call(_uri(bob, "bob"), timeout=0.5)
+        assert failure.value.status == 487
+        await ringing[0].wait_ended(2)
+        assert ringing[0].end_status == 487
+
+
+async def test_message_and_options() -> None:
+    async with (
+        UserAgent("sip:alice@127.0.0.1", listen=["udp:127.0.0.1:0"]) as alice,
+        UserAgent("sip:bob@127.0.0.1", listen=["udp:127.0.0.1:0"]) as bob,
+    ):
+        response = await alice.message(_uri(bob, "bob"), "hello bob ☎")
+        assert response.status == 200
+        inbox = bob.messages()
+        received = await asyncio.wait_for(inbox.__anext__(), 2)
+        assert received.body.decode() == "hello bob ☎"
+        assert received.from_.uri.user == "alice"  # type: ignore[union-attr]
+        pong = await alice.options(_uri(bob, "bob"))
+        assert pong.status == 200
+        assert "INVITE" in pong.allow and "MESSAGE" in pong.allow
+        assert "100rel" in pong.supported
+
+
+async def test_unreachable_target_fails_with_503_or_408() -> None:
+    async with UserAgent("sip:alice@127.0.0.1", listen=["tcp:127.0.0.1:0"]) as alice:
+        with pytest.raises(RequestFailed) as failure:
+            # nothing listens on port 9 (discard) over TCP: connection refused
+            await alice.request("OPTIONS", "sip:127.0.0.1:9;transport=tcp")
+        assert failure.value.status in (503, 408)
