@@ -137,8 +137,16 @@ class Call:
         self.ua._flush()
 
     async def hangup(self) -> None:
-        """End the call: CANCEL, reject or BYE as its state requires."""
+        """End the call: CANCEL, reject or BYE as its state requires.
+
+        After a BYE it waits for the BYE's final response (at most Timer F).
+        """
         if self.ended:
+            return
+        if self.state in (CallState.ACCEPTED, CallState.CONFIRMED):
+            bye = self.session.bye(self.ua._now())
+            if bye is not None:
+                await self.ua._wait(bye)
             return
         self.session.hangup(self.ua._now())
         self.ua._flush()

@@ -69,6 +69,11 @@ class Endpoint:
         """Start a listener; returns the bound address."""
         return await self.transport.listen(transport, host, port)
 
+    async def drain(self, timeout: float = 1.0) -> None:
+        """Wait (at most ``timeout``) for sends still in progress, e.g. connecting."""
+        if self._sends:
+            await asyncio.wait(list(self._sends), timeout=timeout)
+
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()

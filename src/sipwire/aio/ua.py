@@ -192,7 +192,7 @@ class UserAgent:
         self._flush()
         for registration, _ in self._registrations.values():
             registration.close()
-        await asyncio.sleep(0)  # let the BYEs reach the transports
+        await self.endpoint.drain()  # let the BYEs reach the transports
         for task in list(self._tasks):
             task.cancel()
         await self.endpoint.close()

@@ -93,11 +93,11 @@ def parse(file: BinaryIO) -> None:
 
 
 main.add_command(answer)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
 main.add_command(register)
 main.add_command(call)
 main.add_command(message)
 main.add_command(options)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
