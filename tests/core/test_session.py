@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sipwire.core.events import (
     CallStateChanged,
     IncomingCall,
@@ -15,7 +17,7 @@ from sipwire.message import Request, Response
 from tests.core.uanet import ANSWER, OFFER, Net, Node, Packet
 
 
-def _pair(**config: object) -> tuple[Net, Node, Node]:
+def _pair(**config: Any) -> tuple[Net, Node, Node]:
     net = Net()
     alice = net.add("alice", 5060, **config)
     bob = net.add("bob", 5070, **config)

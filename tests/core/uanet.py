@@ -129,7 +129,7 @@ class Net:
         """Return False to drop a packet."""
         self.trace: list[tuple[float, str, str]] = []
 
-    def add(self, name: str, port: int, host: str = "127.0.0.1", **config: object) -> Node:
+    def add(self, name: str, port: int, *, host: str = "127.0.0.1", **config: object) -> Node:
         node = Node(self, name, host, port, **config)
         self.nodes[(host, port)] = node
         return node
