@@ -45,7 +45,7 @@ class Common:
 
 def _options(func: Callable[..., Any]) -> Callable[..., Any]:
     decorators = [
-        click.option("--from", "aor", metavar="AOR", help="Our address of record (From)."),
+        click.option("--from", "from_aor", metavar="AOR", help="Our address of record (From)."),
         click.option("--user", help="Auth username (default: the AOR's user)."),
         click.option("--password", help="Password for digest authentication."),
         click.option(
@@ -78,7 +78,7 @@ def _common(kwargs: dict[str, Any]) -> Common:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     return Common(
-        aor=kwargs.pop("aor"),
+        aor=kwargs.pop("from_aor"),
         user=kwargs.pop("user"),
         password=kwargs.pop("password"),
         listen=kwargs.pop("listen"),
