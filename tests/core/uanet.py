@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sipwire.auth.digest import DigestClient
 from sipwire.core.client import Listener
 from sipwire.core.config import UAConfig
 from sipwire.core.events import ResolveTargets, UAEvent
@@ -39,7 +40,15 @@ class Packet:
 class Node:
     """One user agent on the fake network."""
 
-    def __init__(self, net: Net, name: str, host: str, port: int, **config: object) -> None:
+    def __init__(
+        self,
+        net: Net,
+        name: str,
+        host: str,
+        port: int,
+        auth: DigestClient | None = None,
+        **config: object,
+    ) -> None:
         self.net = net
         self.name = name
         self.host, self.port = host, port
@@ -48,7 +57,7 @@ class Node:
         cfg = UAConfig(aor=aor, contact_user=name, **config)  # type: ignore[arg-type]
         self.media: list[StaticMedia] = []
         self.core = UserAgentCore(
-            self.layer, cfg, CountingIds(prefix=f"{name}-"), media_factory=self._media
+            self.layer, cfg, CountingIds(prefix=f"{name}-"), media_factory=self._media, auth=auth
         )
         self.core.set_listeners({"udp": Listener("udp", host, port)})
         self.events: list[UAEvent] = []
@@ -80,7 +89,10 @@ class Node:
                 self.core.handle(event, now)
         while (ua_event := self.core.next_event()) is not None:
             if isinstance(ua_event, ResolveTargets):
-                raise AssertionError("the fake network has no DNS")
+                targets = self.net.dns.get(ua_event.uri.host, [])
+                self.core.targets_resolved(ua_event.request, targets, now)
+                self.pump()
+                continue
             self.events.append(ua_event)
 
     def _send(self, message: Request | Response, dst: tuple[str, int]) -> None:
@@ -113,7 +125,33 @@ class Node:
         return [m.method if isinstance(m, Request) else str(m.status) for m in self.sent]
 
 
-Intercept = Callable[[Packet], "bytes | float | None"]
+Handler = Callable[[Request], list[Response]]
+
+
+class Scripted:
+    """A stateless peer that answers each request with what ``handler`` returns."""
+
+    def __init__(self, net: Net, host: str, port: int, handler: Handler) -> None:
+        self.net = net
+        self.host, self.port = host, port
+        self.handler = handler
+        self.requests: list[Request] = []
+
+    def deliver(self, data: bytes, src: tuple[str, int]) -> None:
+        message = parse_message(data)
+        if isinstance(message, Request):
+            self.requests.append(message)
+            for response in self.handler(message):
+                self.net.transmit(bytes(response), (self.host, self.port), src)
+
+    def next_timer(self) -> float | None:
+        return None
+
+    def fire(self) -> None:
+        pass
+
+    def methods(self) -> list[str]:
+        return [r.method for r in self.requests]
 
 
 class Net:
@@ -122,15 +160,30 @@ class Net:
     def __init__(self, latency: float = 0.01) -> None:
         self.now = 0.0
         self.latency = latency
-        self.nodes: dict[tuple[str, int], Node] = {}
+        self.nodes: dict[tuple[str, int], Node | Scripted] = {}
+        self.dns: dict[str, list[Target]] = {}
+        """Host name → RFC 3263 targets, for ResolveTargets."""
         self.inflight: list[Packet] = []
         self._seq = 0
         self.intercept: Callable[[Packet], bool] | None = None
         """Return False to drop a packet."""
         self.trace: list[tuple[float, str, str]] = []
 
-    def add(self, name: str, port: int, *, host: str = "127.0.0.1", **config: object) -> Node:
-        node = Node(self, name, host, port, **config)
+    def add(
+        self,
+        name: str,
+        port: int,
+        *,
+        host: str = "127.0.0.1",
+        auth: DigestClient | None = None,
+        **config: object,
+    ) -> Node:
+        node = Node(self, name, host, port, auth, **config)
+        self.nodes[(host, port)] = node
+        return node
+
+    def script(self, port: int, handler: Handler, *, host: str = "127.0.0.1") -> Scripted:
+        node = Scripted(self, host, port, handler)
         self.nodes[(host, port)] = node
         return node
 

@@ -32,6 +32,7 @@ from sipwire.transaction.events import ResponseReceived
 from sipwire.transaction.layer import TransactionLayer
 from sipwire.transport.address import RELIABLE, Target
 from sipwire.transport.rfc3263 import Locator, TargetSet
+from sipwire.transport.routing import choose_transport
 
 if TYPE_CHECKING:
     from sipwire.auth.digest import DigestClient
@@ -156,15 +157,15 @@ class RequestSender:
             return
         creq.target = target
         request = creq.request
-        listener = self._listener(target.transport)
-        assert listener is not None
-        via = f"SIP/2.0/{target.transport.upper()} {listener.hostport};rport;branch="
-        request.headers.remove("Via")
-        request.headers.prepend("Via", via + new_branch(self.ids))
         if creq.contact_user is not None and "contact" not in request.headers:
             request.headers.add("Contact", self.contact(creq.contact_user, target.transport))
+        wire = self._stamp_via(request, target)
+        if target.transport == "udp" and self._listener("tcp") is not None:
+            # §18.1.1: a request larger than 1300 bytes goes over TCP.
+            if choose_transport(len(bytes(request)), "udp") == "tcp":
+                wire = self._stamp_via(request, Target("tcp", target.host, target.port))
         try:
-            transaction = self.layer.send_request(request, target, now)
+            transaction = self.layer.send_request(request, wire, now)
         except SipError as exc:
             self._fail(creq, 500, exc.reason, now)
             return
@@ -172,6 +173,15 @@ class RequestSender:
             self._by_transaction.pop(id(creq.transaction), None)
         creq.transaction = transaction
         self._by_transaction[id(transaction)] = creq
+
+    def _stamp_via(self, request: Request, target: Target) -> Target:
+        """Put our Via with a fresh branch on top for a send to ``target``."""
+        listener = self._listener(target.transport)
+        assert listener is not None
+        via = f"SIP/2.0/{target.transport.upper()} {listener.hostport};rport;branch="
+        request.headers.remove("Via")
+        request.headers.prepend("Via", via + new_branch(self.ids))
+        return target
 
     def send_ack(self, ack: Request, dialog: Dialog, fallback: Target | None) -> Target | None:
         """Send the ACK for a 2xx (§13.2.2.4): no transaction, a fresh branch.
@@ -187,12 +197,9 @@ class RequestSender:
                 target = locator.targets()[0]
         if target is None:
             return None
-        listener = self._listener(target.transport)
-        if listener is None:
+        if self._listener(target.transport) is None:
             return None
-        ack.headers.remove("Via")
-        via = f"SIP/2.0/{target.transport.upper()} {listener.hostport};rport;branch="
-        ack.headers.prepend("Via", via + new_branch(self.ids))
+        self._stamp_via(ack, target)
         self.layer.send_ack(ack, target)
         return target
 
