@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from sipwire.auth.digest import DigestAccount, DigestClient
 from sipwire.auth.server import make_challenge, verify
-from sipwire.core.events import CallStateChanged, RegistrationChanged, RequestCompleted
+from sipwire.core.events import (
+    CallStateChanged,
+    IncomingCall,
+    RegistrationChanged,
+    RequestCompleted,
+)
 from sipwire.core.media import StaticMedia
 from sipwire.core.register import RegistrationState
 from sipwire.core.session import CallState
@@ -134,7 +139,8 @@ def test_invite_challenged_by_proxy_407() -> None:
     assert creds.params["algorithm"] == "SHA-256" and creds.params["username"] == "1001"
     # the proxy answers the authorized INVITE with 503: failover to bob
     net.step(1)
-    assert session.state is CallState.INCOMING or bob.events  # bob got the INVITE
+    assert bob.events_of(IncomingCall), "no failover to bob after the proxy's 503"
+    assert session.state is CallState.PROCEEDING  # bob's 100 Trying
     assert bob.received and isinstance(bob.received[0], Request)
     assert bob.received[0].proxy_authorization  # credentials stay on the retried request
 
