@@ -1,0 +1,464 @@
+"""The offer/answer model of RFC 3264, sans-I/O.
+
+:class:`OfferAnswer` is one side of one SIP session's media negotiation. It
+is told about the offers and answers that arrive (whatever message carries
+them: INVITE, 18x, 2xx, ACK, UPDATE, PRACK) and produces the ones to send.
+It keeps the ``o=`` line's session version (RFC 3264 §8: bumped only when
+the content changes), the m-line layout of the session (§8: never fewer
+m-lines, never reordered) and the dynamic payload type bindings (§8.3.2).
+
+It does no I/O: the addresses and ports are the caller's, who also decides
+what to answer when no stream is acceptable (typically 488).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Collection, Sequence
+from dataclasses import replace
+
+from sipwire.sdp.codecs import H264, PCMA, PCMU, TELEPHONE_EVENT, VP8, Codec, media_codecs
+from sipwire.sdp.negotiation import (
+    GlareError,
+    NegotiatedStream,
+    OfferAnswerError,
+    OfferAnswerState,
+    _bind,
+    _describe,
+    _is_pt,
+    _pick_payload_type,
+    _rejected,
+    _remote_address,
+    _remote_direction,
+    _Stream,
+    _without_version,
+)
+from sipwire.sdp.session import (
+    Connection,
+    Direction,
+    MediaDescription,
+    Origin,
+    SdpError,
+    SessionDescription,
+    Timing,
+)
+
+__all__ = [
+    "GlareError",
+    "NegotiatedStream",
+    "OfferAnswer",
+    "OfferAnswerError",
+    "OfferAnswerState",
+]
+
+
+class OfferAnswer:
+    """One side of an RFC 3264 offer/answer session.
+
+    ``audio_codecs`` and ``video_codecs`` are in order of preference and
+    may include :data:`~sipwire.sdp.codecs.TELEPHONE_EVENT`; video is offered
+    and accepted only when ``video_port`` is given. ``session_id`` should be
+    unique per session (RFC 8866 §5.2 suggests an NTP timestamp): this module
+    reads no clock, so it is the caller's. ``single_codec`` makes answers
+    carry one codec (plus telephone-event) instead of every common one.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        audio_port: int,
+        *,
+        video_port: int | None = None,
+        audio_codecs: Sequence[Codec] = (PCMU, PCMA, TELEPHONE_EVENT),
+        video_codecs: Sequence[Codec] = (H264, VP8),
+        session_name: str = "sipwire",
+        username: str = "-",
+        session_id: int = 0,
+        session_version: int | None = None,
+        direction: Direction = Direction.SENDRECV,
+        protos: Collection[str] = ("RTP/AVP",),
+        single_codec: bool = False,
+    ) -> None:
+        if not any(not c.is_telephone_event for c in audio_codecs):
+            raise ValueError("audio_codecs needs at least one codec besides telephone-event")
+        for port in (audio_port, video_port):
+            if port is not None and not 0 < port <= 65535:
+                raise ValueError(f"port {port} out of range")
+        self.address = address
+        self.audio_port = audio_port
+        self.video_port = video_port
+        self.audio_codecs = tuple(audio_codecs)
+        self.video_codecs = tuple(video_codecs)
+        self.session_name = session_name
+        self.username = username
+        self.session_id = session_id
+        self.direction = direction
+        """The direction we want when not on hold."""
+        self.protos = frozenset(protos)
+        self.single_codec = single_codec
+        self._version = session_id if session_version is None else session_version
+        self._state = OfferAnswerState.IDLE
+        self._state_before = OfferAnswerState.IDLE
+        self._held = False
+        self._streams: list[_Stream] = []
+        self._negotiated: list[NegotiatedStream] = []
+        self._last_sent: SessionDescription | None = None
+        self._local: SessionDescription | None = None
+        self._remote: SessionDescription | None = None
+        self._pending_offer: SessionDescription | None = None
+        self._our_offer: SessionDescription | None = None
+        self._last_answer: SessionDescription | None = None
+
+    # -- what the negotiator knows ------------------------------------------------
+
+    @property
+    def state(self) -> OfferAnswerState:
+        """Where the offer/answer exchange stands."""
+        return self._state
+
+    @property
+    def negotiated(self) -> list[NegotiatedStream]:
+        """The result of the last completed exchange, one entry per m-line."""
+        return list(self._negotiated)
+
+    @property
+    def local_description(self) -> SessionDescription | None:
+        """The last SDP we sent that is in force (our answer, or our answered offer)."""
+        return copy.deepcopy(self._local)
+
+    @property
+    def remote_description(self) -> SessionDescription | None:
+        """The peer's SDP in force (its offer or its answer)."""
+        return copy.deepcopy(self._remote)
+
+    @property
+    def session_version(self) -> int:
+        """The ``<sess-version>`` of the last SDP we produced."""
+        return self._version
+
+    @property
+    def on_hold(self) -> bool:
+        """Whether :meth:`hold` was called (and :meth:`resume` not since)."""
+        return self._held
+
+    # -- making offers ---------------------------------------------------------
+
+    def create_offer(self) -> SessionDescription:
+        """Our offer: the initial one, or a re-offer keeping every m-line in place (§8).
+
+        Raises :class:`OfferAnswerError` while an offer is outstanding.
+        """
+        self._require_can_offer()
+        if self._streams:
+            media = [self._reoffer_media(s) for s in self._streams]
+        else:
+            media = [self._offer_media("audio", "RTP/AVP", None)]
+            if self.video_port is not None and self.video_codecs:
+                media.append(self._offer_media("video", "RTP/AVP", None))
+        offer = self._stamp(self._session(media))
+        self._our_offer = offer
+        self._last_answer = None
+        self._state_before = self._state
+        self._state = OfferAnswerState.OFFER_SENT
+        return copy.deepcopy(offer)
+
+    def hold(self) -> SessionDescription:
+        """A re-offer putting the peer on hold (RFC 3264 §8.4).
+
+        Streams become sendonly, or inactive where the peer already holds us.
+        """
+        self._require_can_offer()
+        self._held = True
+        return self.create_offer()
+
+    def resume(self) -> SessionDescription:
+        """A re-offer taking the peer off hold: streams back to :attr:`direction`."""
+        self._require_can_offer()
+        self._held = False
+        return self.create_offer()
+
+    def receive_answer(self, answer: SessionDescription) -> list[NegotiatedStream]:
+        """Take the answer to our offer and return the negotiated streams.
+
+        Raises :class:`SdpError` (488) if the answer does not fit the offer:
+        a different number or kind of m-lines, payload types we did not
+        offer, or an accepted stream without a common codec. Receiving the
+        same answer again (a reliable 18x, then the 2xx) is harmless.
+        """
+        if self._state is OfferAnswerState.STABLE and self._last_answer == answer:
+            return self.negotiated
+        if self._state is not OfferAnswerState.OFFER_SENT or self._our_offer is None:
+            raise OfferAnswerError(f"answer received in state {self._state.value}")
+        offer = self._our_offer
+        if len(answer.media) != len(offer.media):
+            raise SdpError(
+                f"answer has {len(answer.media)} m-lines, the offer {len(offer.media)}", 488
+            )
+        streams: list[_Stream] = []
+        results: list[NegotiatedStream] = []
+        for index, (om, am) in enumerate(zip(offer.media, answer.media, strict=True)):
+            stream, result = self._take_answer(index, offer, om, answer, am)
+            streams.append(stream)
+            results.append(result)
+        self._commit(streams, results, local=offer, remote=answer)
+        self._last_answer = copy.deepcopy(answer)
+        return self.negotiated
+
+    def cancel_offer(self) -> None:
+        """Forget our outstanding offer (it was refused: 491, 488, timeout ...)."""
+        if self._state is not OfferAnswerState.OFFER_SENT:
+            raise OfferAnswerError(f"no offer outstanding in state {self._state.value}")
+        self._our_offer = None
+        self._state = self._state_before
+
+    # -- answering offers ---------------------------------------------------------
+
+    def receive_offer(self, offer: SessionDescription) -> SessionDescription:
+        """Take the peer's offer and return our answer (:meth:`set_remote_offer` +
+        :meth:`create_answer`).
+
+        Raises :class:`GlareError` (491) while our own offer is outstanding.
+        """
+        self.set_remote_offer(offer)
+        return self.create_answer()
+
+    def set_remote_offer(self, offer: SessionDescription) -> None:
+        """Take the peer's offer; the answer comes from :meth:`create_answer`."""
+        if self._state is OfferAnswerState.OFFER_SENT:
+            raise GlareError()
+        if self._state is OfferAnswerState.OFFER_RECEIVED:
+            raise OfferAnswerError("offer received before the previous one was answered", 500)
+        if len(offer.media) < len(self._streams):
+            raise SdpError(
+                f"offer has {len(offer.media)} m-lines, the session {len(self._streams)}", 488
+            )
+        self._pending_offer = copy.deepcopy(offer)
+        self._last_answer = None
+        self._state_before = self._state
+        self._state = OfferAnswerState.OFFER_RECEIVED
+
+    def create_answer(self) -> SessionDescription:
+        """Our answer to the offer given to :meth:`set_remote_offer` (RFC 3264 §6).
+
+        Every offered m-line is answered in order; those with an unsupported
+        media type or protocol, no common codec, or a second stream of a kind
+        already accepted get port 0.
+        """
+        offer = self._pending_offer
+        if self._state is not OfferAnswerState.OFFER_RECEIVED or offer is None:
+            raise OfferAnswerError(f"no offer to answer in state {self._state.value}")
+        taken: set[str] = set()
+        media: list[MediaDescription] = []
+        streams: list[_Stream] = []
+        results: list[NegotiatedStream] = []
+        for index, om in enumerate(offer.media):
+            md, stream, result = self._answer_media(index, offer, om, taken)
+            media.append(md)
+            streams.append(stream)
+            results.append(result)
+        answer = self._stamp(self._session(media))
+        self._commit(streams, results, local=answer, remote=offer)
+        self._pending_offer = None
+        return copy.deepcopy(answer)
+
+    def reject_offer(self) -> None:
+        """Drop the peer's offer without answering (the request got 488 or similar)."""
+        if self._state is not OfferAnswerState.OFFER_RECEIVED:
+            raise OfferAnswerError(f"no offer to reject in state {self._state.value}")
+        self._pending_offer = None
+        self._state = self._state_before
+
+    # -- internals -------------------------------------------------------------
+
+    def _require_can_offer(self) -> None:
+        if self._state is OfferAnswerState.OFFER_SENT:
+            raise OfferAnswerError("an offer is already outstanding", 491)
+        if self._state is OfferAnswerState.OFFER_RECEIVED:
+            raise OfferAnswerError("answer the peer's offer before making one", 500)
+
+    def _codecs_for(self, media: str) -> tuple[Codec, ...]:
+        if media == "audio":
+            return self.audio_codecs
+        if media == "video" and self.video_port is not None:
+            return self.video_codecs
+        return ()
+
+    def _port_for(self, media: str) -> int:
+        return (self.video_port or 0) if media == "video" else self.audio_port
+
+    def _local_direction(self) -> Direction:
+        if self._held:
+            return self.direction.intersect(Direction.SENDONLY)
+        return self.direction
+
+    def _session(self, media: list[MediaDescription]) -> SessionDescription:
+        conn = Connection.for_address(self.address)
+        origin = Origin(
+            self.username, str(self.session_id), self._version, "IN", conn.addrtype, self.address
+        )
+        return SessionDescription(
+            origin=origin,
+            session_name=self.session_name,
+            connection=conn,
+            times=[Timing()],
+            media=media,
+        )
+
+    def _stamp(self, sd: SessionDescription) -> SessionDescription:
+        """Set the session version: +1 only if the content differs from what we last sent."""
+        last = self._last_sent
+        if last is not None and _without_version(sd) != _without_version(last):
+            self._version += 1
+        sd.origin = replace(sd.origin, sess_version=self._version)
+        self._last_sent = copy.deepcopy(sd)
+        return sd
+
+    def _offer_media(self, media: str, proto: str, stream: _Stream | None) -> MediaDescription:
+        direction = self._local_direction()
+        if self._held and stream is not None and not stream.remote_direction.receives:
+            direction = direction.intersect(Direction.RECVONLY)
+        bindings = {} if stream is None else stream.bindings
+        used: set[int] = set()
+        chosen: list[Codec] = []
+        for codec in self._codecs_for(media):
+            pt = _pick_payload_type(codec, bindings, used)
+            if pt is not None:
+                used.add(pt)
+                chosen.append(codec.with_payload_type(pt))
+        md = MediaDescription(
+            media, self._port_for(media), proto, [str(c.payload_type) for c in chosen]
+        )
+        _describe(md, chosen, direction)
+        return md
+
+    def _reoffer_media(self, stream: _Stream) -> MediaDescription:
+        if stream.rejected or not self._codecs_for(stream.media):
+            return MediaDescription(stream.media, 0, stream.proto, list(stream.formats))
+        return self._offer_media(stream.media, stream.proto, stream)
+
+    def _answer_media(
+        self, index: int, offer: SessionDescription, om: MediaDescription, taken: set[str]
+    ) -> tuple[MediaDescription, _Stream, NegotiatedStream]:
+        previous = self._streams[index] if index < len(self._streams) else None
+        bindings = dict(previous.bindings) if previous and previous.media == om.media else {}
+        _bind(bindings, om)
+        remote_direction = _remote_direction(offer, om)
+        remote = _remote_address(offer, om)
+        chosen: list[Codec] = []
+        if om.port != 0 and om.media not in taken and om.proto in self.protos:
+            chosen = self._intersect(self._codecs_for(om.media), media_codecs(om))
+        if not any(not c.is_telephone_event for c in chosen):
+            md = MediaDescription(om.media, 0, om.proto, list(om.formats))
+            stream = _Stream(om.media, om.proto, list(om.formats), True, remote_direction, bindings)
+            return md, stream, _rejected(index, om, om.port, remote)
+        taken.add(om.media)
+        direction = self._local_direction().intersect(remote_direction.reversed())
+        port = self._port_for(om.media)
+        md = MediaDescription(om.media, port, om.proto, [str(c.payload_type) for c in chosen])
+        _describe(md, chosen, direction)
+        stream = _Stream(om.media, om.proto, list(md.formats), False, remote_direction, bindings)
+        result = self._result(index, om, port, remote, om.port, chosen, direction)
+        return md, stream, result
+
+    def _intersect(self, local: Sequence[Codec], offered: Sequence[Codec]) -> list[Codec]:
+        """Common codecs in local order, with the offer's payload types and fmtp (§6.1)."""
+        codecs: list[Codec] = []
+        events: list[Codec] = []
+        used: set[int | None] = set()
+        for mine in local:
+            theirs = next(
+                (c for c in offered if mine.matches(c) and c.payload_type not in used), None
+            )
+            if theirs is None:
+                continue
+            used.add(theirs.payload_type)
+            (events if theirs.is_telephone_event else codecs).append(theirs)
+        if self.single_codec:
+            codecs = codecs[:1]
+        return codecs + events
+
+    def _take_answer(
+        self,
+        index: int,
+        offer: SessionDescription,
+        om: MediaDescription,
+        answer: SessionDescription,
+        am: MediaDescription,
+    ) -> tuple[_Stream, NegotiatedStream]:
+        where = f"m-line {index + 1}"
+        if am.media != om.media or am.proto != om.proto:
+            raise SdpError(f"{where}: answered as {am.media} {am.proto}", 488)
+        previous = self._streams[index] if index < len(self._streams) else None
+        bindings = dict(previous.bindings) if previous and previous.media == om.media else {}
+        _bind(bindings, om)
+        remote_direction = _remote_direction(answer, am)
+        remote = _remote_address(answer, am)
+        if am.port == 0:
+            stream = _Stream(om.media, om.proto, list(om.formats), True, remote_direction, bindings)
+            return stream, _rejected(index, om, 0, remote)
+        if om.port == 0:
+            raise SdpError(f"{where}: answer accepts a stream the offer disabled", 488)
+        unknown = [f for f in am.formats if f not in om.formats]
+        if unknown:
+            raise SdpError(f"{where}: payload types {' '.join(unknown)} not offered", 488)
+        offered = {c.payload_type: c for c in media_codecs(om)}
+        for codec in media_codecs(am):
+            mine = offered.get(codec.payload_type)
+            if mine is not None and mine.key != codec.key:
+                raise SdpError(
+                    f"{where}: payload type {codec.payload_type} offered as {mine}, "
+                    f"answered as {codec}",
+                    488,
+                )
+        chosen: list[Codec] = []
+        for fmt in am.formats:
+            mine = offered.get(int(fmt)) if _is_pt(fmt) else None
+            if mine is not None and mine.payload_type is not None:
+                chosen.append(mine.with_payload_type(mine.payload_type, am.fmtp(fmt)))
+        if not any(not c.is_telephone_event for c in chosen):
+            raise SdpError(f"{where}: no codec in common with the offer", 488)
+        _bind(bindings, am)
+        direction = offer.effective_direction(om).intersect(remote_direction.reversed())
+        stream = _Stream(om.media, om.proto, list(om.formats), False, remote_direction, bindings)
+        result = self._result(index, om, om.port, remote, am.port, chosen, direction)
+        return stream, result
+
+    @staticmethod
+    def _result(
+        index: int,
+        md: MediaDescription,
+        local_port: int,
+        remote: str | None,
+        remote_port: int,
+        chosen: Sequence[Codec],
+        direction: Direction,
+    ) -> NegotiatedStream:
+        main = next(c for c in chosen if not c.is_telephone_event)
+        event = next((c.payload_type for c in chosen if c.is_telephone_event), None)
+        return NegotiatedStream(
+            index=index,
+            media=md.media,
+            proto=md.proto,
+            local_port=local_port,
+            remote_address=remote,
+            remote_port=remote_port,
+            codec=main,
+            telephone_event=event,
+            direction=direction,
+            rejected=False,
+            codecs=tuple(chosen),
+        )
+
+    def _commit(
+        self,
+        streams: list[_Stream],
+        results: list[NegotiatedStream],
+        *,
+        local: SessionDescription,
+        remote: SessionDescription,
+    ) -> None:
+        self._streams = streams
+        self._negotiated = results
+        self._local = local
+        self._remote = copy.deepcopy(remote)
+        self._state = OfferAnswerState.STABLE
