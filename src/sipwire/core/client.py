@@ -160,10 +160,13 @@ class RequestSender:
         if creq.contact_user is not None and "contact" not in request.headers:
             request.headers.add("Contact", self.contact(creq.contact_user, target.transport))
         wire = self._stamp_via(request, target)
-        if target.transport == "udp" and self._listener("tcp") is not None:
-            # §18.1.1: a request larger than 1300 bytes goes over TCP.
-            if choose_transport(len(bytes(request)), "udp") == "tcp":
-                wire = self._stamp_via(request, Target("tcp", target.host, target.port))
+        # §18.1.1: a request larger than 1300 bytes goes over TCP.
+        if (
+            target.transport == "udp"
+            and self._listener("tcp") is not None
+            and choose_transport(len(bytes(request)), "udp") == "tcp"
+        ):
+            wire = self._stamp_via(request, Target("tcp", target.host, target.port))
         try:
             transaction = self.layer.send_request(request, wire, now)
         except SipError as exc:

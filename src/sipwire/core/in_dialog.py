@@ -405,12 +405,15 @@ class InDialog(SessionTimer):
         self.host.sender.send(creq, now)
         return creq
 
+    def _check_idle(self) -> None:
+        if (self._reinvite is not None and not self._reinvite.done) or self._oa != _IDLE:
+            raise LocalProtocolError("an offer/answer exchange is already in progress")
+
     def reinvite(
         self, now: float, body: bytes | None = None, *, refresh: bool = False
     ) -> ClientRequest:
         """Send a re-INVITE with a new offer (or ``body``); raises while another is pending."""
-        if (self._reinvite is not None and not self._reinvite.done) or self._oa != _IDLE:
-            raise LocalProtocolError("an offer/answer exchange is already in progress")
+        self._check_idle()
         offer = self.make_offer(body)
         headers = self.allow_headers() + self.session_timer_for_request()
         self._reinvite = self.send_in_dialog("INVITE", now, headers=headers, body=offer)
@@ -427,10 +430,12 @@ class InDialog(SessionTimer):
 
     def hold(self, now: float) -> ClientRequest:
         """Put the peer on hold with a sendonly re-offer (RFC 3264 §8.4)."""
+        self._check_idle()
         return self.reinvite(now, self.media.hold())
 
     def resume(self, now: float) -> ClientRequest:
         """Take the peer off hold with a sendrecv re-offer."""
+        self._check_idle()
         return self.reinvite(now, self.media.resume())
 
     def bye(self, now: float, reason: str | None = None) -> ClientRequest | None:
@@ -466,6 +471,8 @@ class InDialog(SessionTimer):
                 if self.dialog is not None:
                     self.dialog.refresh_target(response)
             else:
+                if self._oa == _LOCAL:
+                    self.media.offer_rejected()
                 self._oa = _IDLE  # the offer is void (§14.1)
             if 200 <= status < 300:
                 self.session_timer_from_2xx(response, now)
@@ -498,13 +505,19 @@ class InDialog(SessionTimer):
                 headers=[(n, v) for n, v in old.headers if n.lower() not in _REBUILT],
                 body=old.body,
             )
+            if old.body:
+                try:
+                    request.body = self.make_offer()  # the offer again, as a new one
+                except MediaError:
+                    return
             creq.request = request
             creq.final = None
             creq.targets = None
             creq.auth_attempts = 0
-            self._oa = _LOCAL if request.body else self._oa
             self.host.sender.send(creq, at)
 
+        if self._oa == _LOCAL:
+            self.media.offer_rejected()
         self._oa = _IDLE
         creq.final = None
         self._glare_waiting = True
@@ -542,7 +555,7 @@ class InDialog(SessionTimer):
             if "UPDATE" in self.peer_allow:
                 self.update(now, offer=False)
             else:
-                self.reinvite(now, self.media.create_offer(), refresh=True)
+                self.reinvite(now, refresh=True)
         except LocalProtocolError:
             pass
 

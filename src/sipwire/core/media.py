@@ -41,6 +41,10 @@ class SessionMedia(Protocol):
         """Take the peer's answer to our last offer; MediaError if unacceptable."""
         ...
 
+    def offer_rejected(self) -> None:
+        """Our last offer got a non-2xx answer (488, 491 ...): forget it (RFC 3264 §8)."""
+        ...
+
     def hold(self) -> bytes:
         """A re-offer that puts the peer on hold (sendonly, or inactive)."""
         ...
@@ -65,6 +69,7 @@ class StaticMedia:
         self.remote: bytes | None = None
         self.on_hold = False
         self.offers_made = 0
+        self.offers_rejected = 0
 
     def create_offer(self) -> bytes:
         self.offers_made += 1
@@ -80,6 +85,9 @@ class StaticMedia:
         if not body.strip():
             raise MediaError("empty answer")
         self.remote = body
+
+    def offer_rejected(self) -> None:
+        self.offers_rejected += 1
 
     def hold(self) -> bytes:
         self.on_hold = True

@@ -1,75 +1,127 @@
-"""SessionMedia over ``sipwire.sdp``: real RFC 3264 offer/answer for INVITE sessions."""
+"""SessionMedia over ``sipwire.sdp``: RFC 3264 offer/answer for INVITE sessions.
+
+:class:`SdpMedia` wraps one :class:`~sipwire.sdp.OfferAnswer` per call and
+translates between the session's bytes and the negotiator's descriptions;
+an unacceptable offer or answer becomes :class:`MediaError` (488).
+"""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from sipwire.core.media import MediaError
+from sipwire.sdp import (
+    KNOWN_CODECS,
+    Codec,
+    NegotiatedStream,
+    OfferAnswer,
+    OfferAnswerError,
+    SdpError,
+    parse_sdp,
+)
 
-__all__ = ["MediaConfig", "SdpMedia"]
+__all__ = ["MediaConfig", "SdpMedia", "codecs_by_name"]
 
 
 @dataclass(frozen=True, slots=True)
 class MediaConfig:
-    """What a user agent offers and accepts for audio (and video)."""
+    """What a user agent offers and accepts."""
 
     codecs: tuple[str, ...] = ("PCMU", "PCMA", "G722", "telephone-event")
-    """Audio codecs by name, in order of preference."""
+    """Audio codecs by name, in order of preference (PCMU, PCMA, G722, opus, telephone-event)."""
     video_codecs: tuple[str, ...] = ()
-    """Video codecs by name (H264, VP8, VP9); empty: no video stream."""
+    """Video codecs by name (H264, VP8, VP9); empty: video is neither offered nor accepted."""
     rtp_port_min: int = 20000
     rtp_port_max: int = 30000
     session_name: str = "sipwire"
     username: str = "sipwire"
 
 
+def codecs_by_name(names: tuple[str, ...]) -> tuple[Codec, ...]:
+    """Codec objects for names such as ``("PCMU", "telephone-event")``; ValueError if unknown."""
+    out = []
+    for name in names:
+        codec = KNOWN_CODECS.get(name.lower())
+        if codec is None:
+            raise ValueError(f"unknown codec {name!r}; known: {', '.join(sorted(KNOWN_CODECS))}")
+        out.append(codec)
+    return tuple(out)
+
+
 class SdpMedia:
-    """Offers and answers for one call (placeholder until the negotiator lands)."""
+    """Offers and answers for one call, with the codecs of a :class:`MediaConfig`."""
 
     content_type = "application/sdp"
 
-    def __init__(self, config: MediaConfig, *, address: str, audio_port: int) -> None:
+    def __init__(
+        self,
+        config: MediaConfig,
+        *,
+        address: str,
+        audio_port: int,
+        video_port: int | None = None,
+        session_id: int = 1,
+    ) -> None:
         self.config = config
-        self.address = address
-        self.audio_port = audio_port
+        self.negotiator = OfferAnswer(
+            address,
+            audio_port,
+            video_port=video_port if config.video_codecs else None,
+            audio_codecs=codecs_by_name(config.codecs),
+            video_codecs=codecs_by_name(config.video_codecs),
+            session_name=config.session_name,
+            username=config.username,
+            session_id=session_id,
+        )
         self.remote: bytes | None = None
-        self.on_hold = False
-        self._version = 0
+        """The last description the peer sent."""
 
-    def _sdp(self, direction: str) -> bytes:
-        self._version += 1
-        family = "IP6" if ":" in self.address else "IP4"
-        lines = [
-            "v=0",
-            f"o=sipwire 1 {self._version} IN {family} {self.address}",
-            "s=sipwire",
-            f"c=IN {family} {self.address}",
-            "t=0 0",
-            f"m=audio {self.audio_port} RTP/AVP 0 8 101",
-            "a=rtpmap:0 PCMU/8000",
-            "a=rtpmap:8 PCMA/8000",
-            "a=rtpmap:101 telephone-event/8000",
-            "a=fmtp:101 0-16",
-            f"a={direction}",
-        ]
-        return ("\r\n".join(lines) + "\r\n").encode()
+    @property
+    def on_hold(self) -> bool:
+        return self.negotiator.on_hold
+
+    @property
+    def negotiated(self) -> list[NegotiatedStream]:
+        """The streams as last agreed: codec, payload type, remote address and port, direction."""
+        return self.negotiator.negotiated
 
     def create_offer(self) -> bytes:
-        return self._sdp("sendonly" if self.on_hold else "sendrecv")
+        try:
+            return bytes(self.negotiator.create_offer())
+        except OfferAnswerError as exc:
+            raise MediaError(exc.reason, exc.status) from None
 
     def receive_offer(self, body: bytes) -> bytes:
-        if b"m=audio" not in body:
-            raise MediaError("no audio stream offered")
+        try:
+            answer = self.negotiator.receive_offer(parse_sdp(body))
+        except (SdpError, OfferAnswerError) as exc:
+            raise MediaError(exc.reason, 491 if exc.status == 491 else 488) from None
         self.remote = body
-        return self._sdp("sendrecv")
+        if all(m.port == 0 for m in answer.media):
+            raise MediaError("no acceptable stream in the offer")
+        return bytes(answer)
 
     def receive_answer(self, body: bytes) -> None:
+        try:
+            self.negotiator.receive_answer(parse_sdp(body))
+        except (SdpError, OfferAnswerError) as exc:
+            raise MediaError(exc.reason) from None
         self.remote = body
 
+    def offer_rejected(self) -> None:
+        """Our offer got a non-2xx (488, 491 ...): it never took effect (RFC 3264 §8)."""
+        with contextlib.suppress(OfferAnswerError):
+            self.negotiator.cancel_offer()
+
     def hold(self) -> bytes:
-        self.on_hold = True
-        return self.create_offer()
+        try:
+            return bytes(self.negotiator.hold())
+        except OfferAnswerError as exc:
+            raise MediaError(exc.reason, exc.status) from None
 
     def resume(self) -> bytes:
-        self.on_hold = False
-        return self.create_offer()
+        try:
+            return bytes(self.negotiator.resume())
+        except OfferAnswerError as exc:
+            raise MediaError(exc.reason, exc.status) from None
