@@ -46,7 +46,7 @@ from sipwire.core.events import (
 from sipwire.core.media import SessionMedia
 from sipwire.core.register import Registration, RegistrationState
 from sipwire.core.sdp_media import MediaConfig, SdpMedia
-from sipwire.core.session import InviteSession
+from sipwire.core.session import CallState, InviteSession
 from sipwire.core.ua import UserAgentCore
 from sipwire.errors import LocalProtocolError, RequestFailed
 from sipwire.message import Address, Request, Response, SipUri
@@ -146,6 +146,11 @@ class UserAgent:
         self._registrations: dict[int, tuple[Registration, asyncio.Future[Response]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._rtp_port = self.media_config.rtp_port_min
+        self._auto_answer: float | None = None
+        self.calls_answered = 0
+        """Calls answered by ``auto_answer``."""
+        self.calls_completed = 0
+        """Calls answered by ``auto_answer`` that the caller ended with BYE."""
 
     # -- life cycle -------------------------------------------------------------------------
     async def __aenter__(self) -> UserAgent:
@@ -268,6 +273,14 @@ class UserAgent:
             call = self._calls.get(id(event.session))
             if call is not None:
                 call._on_event(event)
+            elif (
+                isinstance(event, CallStateChanged)
+                and event.state is CallState.TERMINATED
+                and event.session.end_reason == "BYE received"
+                and event.session.final is not None
+                and event.session.final.status == 200
+            ):
+                self.calls_completed += 1
         elif isinstance(event, MessageReceived):
             if self._messages.full():
                 log.info("message queue full; dropping a MESSAGE from %s", event.request.from_)
@@ -302,7 +315,30 @@ class UserAgent:
     def _forget_call(self, call: Call) -> None:
         self._calls.pop(id(call.session), None)
 
+    def auto_answer(self, ring_time: float = 0.0) -> None:
+        """Answer every incoming call without the application: 180, then 200 after
+        ``ring_time`` seconds. ``calls_answered`` and ``calls_completed`` count them."""
+        self._auto_answer = ring_time
+
+    def _auto(self, session: InviteSession, ring_time: float) -> None:
+        now = self._now()
+        session.ring(now)
+        if ring_time > 0:
+            asyncio.get_running_loop().call_later(ring_time, self._auto_now, session)
+        else:
+            session.answer(now)
+            self.calls_answered += 1
+
+    def _auto_now(self, session: InviteSession) -> None:
+        if session.state in (CallState.INCOMING, CallState.EARLY):
+            session.answer(self._now())
+            self.calls_answered += 1
+            self._flush()
+
     def _on_incoming(self, event: IncomingCall) -> None:
+        if self._auto_answer is not None:
+            self._auto(event.session, self._auto_answer)
+            return
         call = self._wrap(event.session)
         if self._call_handler is not None:
             self._spawn(self._run_handler(call))

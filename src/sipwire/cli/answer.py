@@ -20,11 +20,9 @@ from dataclasses import dataclass
 
 import click
 
-from sipwire.aio.call import Call
 from sipwire.aio.transport_base import TransportConfig
 from sipwire.aio.ua import UserAgent
 from sipwire.core.answerer import AnswerConfig
-from sipwire.errors import RequestFailed
 from sipwire.transport.address import TRANSPORTS
 
 __all__ = ["AnswerStats", "ListenSpec", "answer", "parse_listen", "run_answer"]
@@ -107,23 +105,7 @@ async def run_answer(
         user_agent=config.user_agent,
     )
     stats = AnswerStats()
-
-    @ua.on_call
-    async def answer_call(call: Call) -> None:
-        await call.ring()
-        if config.ring_time > 0:
-            await asyncio.sleep(config.ring_time)
-        if call.ended:
-            return
-        try:
-            await call.answer()
-        except RequestFailed as exc:
-            log.info("call %s not established: %s", call.call_id, exc)
-            return
-        stats.calls_answered += 1
-        await call.wait_ended()
-        if call.session.end_reason == "BYE received":
-            stats.calls_completed += 1
+    ua.auto_answer(config.ring_time)
 
     async def print_messages() -> None:
         async for request in ua.messages():
@@ -147,6 +129,8 @@ async def run_answer(
                 ready.set()
             await stop.wait()
             printer.cancel()
+            stats.calls_answered = ua.calls_answered
+            stats.calls_completed = ua.calls_completed
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):

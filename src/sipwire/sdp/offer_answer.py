@@ -13,7 +13,6 @@ what to answer when no stream is acceptable (typically 488).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 
@@ -124,12 +123,12 @@ class OfferAnswer:
     @property
     def local_description(self) -> SessionDescription | None:
         """The last SDP we sent that is in force (our answer, or our answered offer)."""
-        return copy.deepcopy(self._local)
+        return None if self._local is None else self._local.copy()
 
     @property
     def remote_description(self) -> SessionDescription | None:
         """The peer's SDP in force (its offer or its answer)."""
-        return copy.deepcopy(self._remote)
+        return None if self._remote is None else self._remote.copy()
 
     @property
     def session_version(self) -> int:
@@ -160,7 +159,7 @@ class OfferAnswer:
         self._last_answer = None
         self._state_before = self._state
         self._state = OfferAnswerState.OFFER_SENT
-        return copy.deepcopy(offer)
+        return offer.copy()
 
     def hold(self) -> SessionDescription:
         """A re-offer putting the peer on hold (RFC 3264 §8.4).
@@ -201,7 +200,7 @@ class OfferAnswer:
             streams.append(stream)
             results.append(result)
         self._commit(streams, results, local=offer, remote=answer)
-        self._last_answer = copy.deepcopy(answer)
+        self._last_answer = answer.copy()
         return self.negotiated
 
     def cancel_offer(self) -> None:
@@ -232,7 +231,7 @@ class OfferAnswer:
             raise SdpError(
                 f"offer has {len(offer.media)} m-lines, the session {len(self._streams)}", 488
             )
-        self._pending_offer = copy.deepcopy(offer)
+        self._pending_offer = offer.copy()
         self._last_answer = None
         self._state_before = self._state
         self._state = OfferAnswerState.OFFER_RECEIVED
@@ -259,7 +258,7 @@ class OfferAnswer:
         answer = self._stamp(self._session(media))
         self._commit(streams, results, local=answer, remote=offer)
         self._pending_offer = None
-        return copy.deepcopy(answer)
+        return answer.copy()
 
     def reject_offer(self) -> None:
         """Drop the peer's offer without answering (the request got 488 or similar)."""
@@ -310,7 +309,7 @@ class OfferAnswer:
         if last is not None and _without_version(sd) != _without_version(last):
             self._version += 1
         sd.origin = replace(sd.origin, sess_version=self._version)
-        self._last_sent = copy.deepcopy(sd)
+        self._last_sent = sd.copy()
         return sd
 
     def _offer_media(self, media: str, proto: str, stream: _Stream | None) -> MediaDescription:
@@ -460,5 +459,5 @@ class OfferAnswer:
         self._streams = streams
         self._negotiated = results
         self._local = local
-        self._remote = copy.deepcopy(remote)
+        self._remote = remote.copy()
         self._state = OfferAnswerState.STABLE

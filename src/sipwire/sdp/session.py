@@ -14,7 +14,7 @@ unknown type letter, a second ``c=`` in a media section ...) are kept as
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, dataclass, field, replace
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -303,6 +303,16 @@ class MediaDescription(_AttributeList):
             result.setdefault(pt, entry)
         return result
 
+    def copy(self) -> MediaDescription:
+        """An independent copy (its lists are new; their items are immutable)."""
+        return replace(
+            self,
+            formats=list(self.formats),
+            bandwidths=list(self.bandwidths),
+            attributes=list(self.attributes),
+            extra_lines=list(self.extra_lines),
+        )
+
     def fmtp(self, pt: str | int) -> str | None:
         """The format parameters of ``a=fmtp:<pt> <params>``, or None."""
         wanted = str(pt)
@@ -355,6 +365,19 @@ class SessionDescription(_AttributeList):
     attributes: list[Attribute] = field(default_factory=list)
     media: list[MediaDescription] = field(default_factory=list)
     extra_lines: list[ExtraLine] = field(default_factory=list)
+
+    def copy(self) -> SessionDescription:
+        """An independent copy, much cheaper than ``copy.deepcopy``."""
+        return replace(
+            self,
+            emails=list(self.emails),
+            phones=list(self.phones),
+            bandwidths=list(self.bandwidths),
+            times=[Timing(t.start, t.stop, list(t.repeats)) for t in self.times],
+            attributes=list(self.attributes),
+            media=[m.copy() for m in self.media],
+            extra_lines=list(self.extra_lines),
+        )
 
     def effective_direction(self, media: MediaDescription) -> Direction:
         """The direction of ``media``, inheriting the session-level one (RFC 8866 §6.7)."""

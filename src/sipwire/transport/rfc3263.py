@@ -26,6 +26,7 @@ target that has not failed. See its docstring for the sending pattern.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -144,6 +145,7 @@ def _norm_name(name: str) -> str:
     return name.rstrip(".").lower() if name != "." else name
 
 
+@functools.lru_cache(maxsize=4096)
 def is_ip_address(host: str) -> bool:
     """True for an IPv4 address or an IPv6 address, bracketed or not."""
     try:

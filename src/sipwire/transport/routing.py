@@ -14,6 +14,7 @@ Pure functions over messages and addresses; nothing here opens a socket.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Final
 
@@ -49,12 +50,23 @@ def _same_address(sent_by_host: str, source_host: str) -> bool:
     is a domain name); IP literals compare by value, so ``::1`` equals
     ``0:0:0:0:0:0:0:1``.
     """
+    if sent_by_host == source_host:
+        return _is_ip(sent_by_host)  # the common case: no parsing needed twice
     try:
         return ipaddress.ip_address(strip_brackets(sent_by_host)) == ipaddress.ip_address(
             strip_brackets(source_host)
         )
     except ValueError:
         return False
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(strip_brackets(host))
+    except ValueError:
+        return False
+    return True
 
 
 def _port_of(transport: str, port: int | None) -> int:
