@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sipwire.message import Request, Response, SipUri
+from sipwire.message import Address, Request, Response, SipUri
 
 if TYPE_CHECKING:
     from sipwire.core.client import ClientRequest
+    from sipwire.core.refer import IncomingTransfer, OutgoingTransfer, Replaces
     from sipwire.core.register import Registration
     from sipwire.core.session import CallState, InviteSession
+    from sipwire.core.subscription import Subscription, SubState
 
 __all__ = [
     "CallStateChanged",
@@ -26,6 +28,11 @@ __all__ = [
     "RequestCompleted",
     "ResolveTargets",
     "UAEvent",
+    "NotifyReceived",
+    "SubscriptionStateChanged",
+    "TransferRequested",
+    "TransferProgress",
+    "CallReplaced",
 ]
 
 
@@ -104,3 +111,56 @@ class RegistrationChanged(UAEvent):
 
     registration: Registration
     response: Response | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class NotifyReceived(UAEvent):
+    """A NOTIFY for one of our subscriptions (RFC 6665); the core already answered 200."""
+
+    subscription: Subscription
+    request: Request
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SubscriptionStateChanged(UAEvent):
+    """A subscription became pending, active or terminated (RFC 6665 §4.1.2).
+
+    ``reason`` is the Subscription-State reason of the end; ``response`` the
+    final response that ended or refused it, if any.
+    """
+
+    subscription: Subscription
+    state: SubState
+    reason: str | None = None
+    response: Response | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TransferRequested(UAEvent):
+    """The peer of ``session`` asked us to call ``refer_to`` (REFER, RFC 3515); already
+    answered 202. ``replaces`` is the dialog the new call replaces (RFC 3891), if any."""
+
+    session: InviteSession
+    refer_to: Address
+    replaces: Replaces | None
+    transfer: IncomingTransfer
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TransferProgress(UAEvent):
+    """How a transfer we asked for goes: the status of the transferee's new call
+    (from the NOTIFY's message/sipfrag), or the REFER's own failure. ``done`` on the last."""
+
+    session: InviteSession
+    status: int
+    reason: str = ""
+    done: bool = False
+    transfer: OutgoingTransfer | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CallReplaced(UAEvent):
+    """An INVITE with Replaces (RFC 3891) was accepted as ``new``; ``old`` got a BYE."""
+
+    old: InviteSession
+    new: InviteSession
