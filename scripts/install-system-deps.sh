@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Install the Debian packages the test suite uses: sipp (package sip-tester)
-# and tshark. Idempotent: does nothing when both are already installed.
+# Install the Debian packages the test suite uses: sipp (package sip-tester),
+# tshark, and the interop peers baresip (baresip-core) and kamailio (its
+# registrar, usrloc, auth, ctl ... modules and kamcmd are in the main package).
+# Idempotent: does nothing when all are already installed. Non-interactive,
+# without recommended packages.
 # Other package names given as arguments are installed instead (the Makefile
 # uses this for python3-venv when the system Python cannot create a venv).
 # Tests that need these tools skip when they are missing, so on a system
 # without apt this script only warns.
+#
+# kamailio's package would start a system kamailio on port 5060: while
+# installing, a policy-rc.d that forbids starting services is put in place
+# (unless the machine already has one), and the service is then disabled and
+# stopped if it runs anyway. The tests start their own kamailio on free ports.
 set -euo pipefail
 
-PACKAGES=(sip-tester tshark)
+PACKAGES=(sip-tester tshark baresip-core kamailio)
 if [ "$#" -gt 0 ]; then
     PACKAGES=("$@")
 fi
@@ -40,6 +48,29 @@ if [ "$(id -u)" -ne 0 ]; then
     fi
 fi
 
+installing_kamailio=no
+for pkg in "${missing[@]}"; do
+    if [ "$pkg" = kamailio ]; then
+        installing_kamailio=yes
+    fi
+done
+
+# Keep package scripts from starting services (kamailio) during the install.
+POLICY=/usr/sbin/policy-rc.d
+added_policy=no
+remove_policy() {
+    if [ "$added_policy" = yes ]; then
+        "${SUDO[@]}" rm -f "$POLICY"
+    fi
+}
+trap remove_policy EXIT
+if [ "$installing_kamailio" = yes ] && [ ! -e "$POLICY" ]; then
+    printf '#!/bin/sh\n# install-system-deps.sh: start no service while installing\nexit 101\n' \
+        | "${SUDO[@]}" tee "$POLICY" >/dev/null
+    "${SUDO[@]}" chmod 755 "$POLICY"
+    added_policy=yes
+fi
+
 export DEBIAN_FRONTEND=noninteractive
 # tshark asks whether non-root users may capture; answer no, without a prompt.
 echo "wireshark-common wireshark-common/install-setuid boolean false" \
@@ -48,4 +79,19 @@ echo "wireshark-common wireshark-common/install-setuid boolean false" \
 echo "install-system-deps: installing ${missing[*]}"
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     "${missing[@]}"
+
+if [ "$installing_kamailio" = yes ]; then
+    # No system kamailio: not now, not at boot.
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        "${SUDO[@]}" systemctl disable --now kamailio.service >/dev/null 2>&1 || true
+    else
+        if [ -x /etc/init.d/kamailio ]; then
+            "${SUDO[@]}" /etc/init.d/kamailio stop >/dev/null 2>&1 || true
+        fi
+        if command -v update-rc.d >/dev/null 2>&1; then
+            "${SUDO[@]}" update-rc.d kamailio disable >/dev/null 2>&1 || true
+        fi
+    fi
+fi
