@@ -526,11 +526,5 @@ def install(
         return previous is not None and previous(request, tx, now)
 
     core.request_handlers["INVITE"] = on_invite
-    emit = core.emit
-
-    def observed_emit(event: UAEvent) -> None:
-        emit(event)
-        manager.observe(event)
-
-    core.emit = observed_emit  # type: ignore[method-assign]
+    core.observers.append(manager.observe)
     return manager

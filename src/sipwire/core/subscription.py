@@ -451,21 +451,6 @@ class Subscription:
         return f"<Subscription {self.event} {self.state.value}>"
 
 
-class _DialogTable(dict[DialogId, "InDialog"]):
-    """The core's dialog table, asking ``fallbacks`` about ids it lacks: how a NOTIFY
-    for a dialog not made yet reaches us instead of the core's 481."""
-
-    def __init__(self, items: dict[DialogId, InDialog]) -> None:
-        super().__init__(items)
-        self.fallbacks: list[Callable[[DialogId], InDialog | None]] = []
-
-    def get(self, key: DialogId, default: InDialog | None = None) -> InDialog | None:  # type: ignore[override]
-        owner = super().get(key)
-        for fallback in self.fallbacks:
-            owner = owner or fallback(key)
-        return owner or default
-
-
 class Subscriptions:
     """Every subscription of one core, both roles (see the module docstring)."""
 
@@ -588,12 +573,8 @@ class Subscriptions:
 
 def install(core: UserAgentCore) -> Subscriptions:
     """Make ``core`` handle SUBSCRIBE/NOTIFY: registers ``request_handlers["SUBSCRIBE"]``
-    and wraps ``core._dialogs`` so that NOTIFYs of dialogs not made yet reach us."""
+    and a dialog fallback, so that NOTIFYs of dialogs not made yet reach us."""
     manager = Subscriptions(core)
     core.request_handlers["SUBSCRIBE"] = manager.on_subscribe
-    table = core._dialogs
-    if not isinstance(table, _DialogTable):
-        table = _DialogTable(table)
-        core._dialogs = table
-    table.fallbacks.append(manager._catch)
+    core.dialog_fallbacks.append(manager._catch)
     return manager

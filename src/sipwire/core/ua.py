@@ -101,6 +101,11 @@ class UserAgentCore:
         """Extra in-dialog request handlers (REFER, NOTIFY, SUBSCRIBE), tried in order."""
         self.request_handlers: dict[str, OutOfDialogHandler] = {}
         """Handlers for requests outside dialogs by method (SUBSCRIBE, NOTIFY, REFER ...)."""
+        self.dialog_fallbacks: list[Callable[[DialogId], InDialog | None]] = []
+        """Asked for the owner of a dialog id the table lacks: a NOTIFY may create its
+        dialog (before the SUBSCRIBE's 2xx, or from a fork: RFC 6665 §4.1.2.4)."""
+        self.observers: list[Callable[[UAEvent], None]] = []
+        """Called with every event as it is emitted (dialog usages watching calls)."""
 
     # -- setup ----------------------------------------------------------------------------------
     def set_listeners(self, listeners: Mapping[str, Listener]) -> None:
@@ -110,6 +115,18 @@ class UserAgentCore:
     # -- SessionHost -------------------------------------------------------------------------------
     def emit(self, event: UAEvent) -> None:
         self._events.append(event)
+        for observer in self.observers:
+            observer(event)
+
+    def find_dialog(self, dialog_id: DialogId) -> InDialog | None:
+        """The owner of ``dialog_id``: the table, then the fallbacks."""
+        owner = self._dialogs.get(dialog_id)
+        if owner is None:
+            for fallback in self.dialog_fallbacks:
+                owner = fallback(dialog_id)
+                if owner is not None:
+                    break
+        return owner
 
     def bind(self, dialog: Dialog, owner: InDialog) -> None:
         self._dialogs[dialog.id] = owner
@@ -271,7 +288,7 @@ class UserAgentCore:
         log.debug("response %d matches nothing; dropped", response.status)
 
     def _on_ack(self, ack: Request, now: float) -> None:
-        owner = self._dialogs.get((ack.call_id, ack.to.tag or "", ack.from_.tag or ""))
+        owner = self.find_dialog((ack.call_id, ack.to.tag or "", ack.from_.tag or ""))
         if owner is not None:
             owner.on_ack(ack, now)
 
@@ -286,7 +303,7 @@ class UserAgentCore:
             return
         to_tag = request.to.tag
         if to_tag is not None:
-            owner = self._dialogs.get((request.call_id, to_tag, request.from_.tag or ""))
+            owner = self.find_dialog((request.call_id, to_tag, request.from_.tag or ""))
             if owner is None:
                 self.layer.respond(tx, request.reply(481), now)  # §12.2.2
             else:
