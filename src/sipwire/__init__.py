@@ -3,7 +3,16 @@
 The names exported here are the stable public API; submodules hold the rest.
 """
 
-from sipwire.errors import LocalProtocolError, ParseError, RemoteProtocolError, SipError
+from sipwire.aio.call import Call
+from sipwire.aio.ua import UserAgent
+from sipwire.core.session import CallState
+from sipwire.errors import (
+    LocalProtocolError,
+    ParseError,
+    RemoteProtocolError,
+    RequestFailed,
+    SipError,
+)
 from sipwire.message import (
     AbsoluteUri,
     Address,
@@ -24,17 +33,21 @@ __all__ = [
     "AbsoluteUri",
     "Address",
     "CSeq",
+    "Call",
+    "CallState",
     "Headers",
     "LocalProtocolError",
     "ParseError",
     "RemoteProtocolError",
     "Request",
+    "RequestFailed",
     "Response",
     "SipError",
     "SipUri",
     "StreamParser",
     "TelUri",
     "Uri",
+    "UserAgent",
     "Via",
     "parse_message",
     "parse_uri",

@@ -22,9 +22,8 @@
 
 Hooks: ``core.dialog_usages`` (REFER and ``Event: refer`` NOTIFYs),
 ``core.request_handlers["INVITE"]`` (returns False for INVITEs without
-Replaces so that the core's normal path takes them), and a wrapper around
-``core.emit`` to observe the :class:`CallStateChanged` of the calls a REFER
-started. The core gives event observers no clock, so what they trigger runs
+Replaces so that the core's normal path takes them), and ``core.observers``
+to watch the :class:`CallStateChanged` of the calls a REFER started. The core gives event observers no clock, so what they trigger runs
 from the core's timer heap at its next ``handle_timer`` (scheduled at the
 last time seen, hence due at once).
 """
@@ -471,7 +470,7 @@ class Transfers:
             transfer.notify = False  # the transferor forgot the subscription (RFC 6665 §4.2.2)
 
     def observe(self, event: UAEvent) -> None:
-        """Watch the core's events (``install`` wraps ``core.emit`` to call this)."""
+        """Watch the core's events (``install`` adds this to ``core.observers``)."""
         if not isinstance(event, CallStateChanged):
             return
         if event.state not in (CallState.CONFIRMED, CallState.TERMINATED):
