@@ -111,3 +111,58 @@ async def test_unreachable_target_fails_with_503_or_408() -> None:
             # nothing listens on port 9 (discard) over TCP: connection refused
             await alice.request("OPTIONS", "sip:127.0.0.1:9;transport=tcp")
         assert failure.value.status in (503, 408)
+
+
+async def test_blind_transfer_moves_the_call() -> None:
+    async with (
+        UserAgent("sip:alice@127.0.0.1", listen=["udp:127.0.0.1:0"]) as alice,
+        UserAgent("sip:bob@127.0.0.1", listen=["udp:127.0.0.1:0"]) as bob,
+        UserAgent("sip:carol@127.0.0.1", listen=["udp:127.0.0.1:0"]) as carol,
+    ):
+        for ua in (bob, carol):
+            ua.auto_answer()
+        call = await alice.call(_uri(bob, "bob"), timeout=5)
+        # alice REFERs bob to carol: bob calls carol, reports 200, and hangs up on alice
+        status = await call.transfer(_uri(carol, "carol"), timeout=10)
+        assert status == 200
+        await call.wait_ended(5)  # the transferee (bob) hangs up the old call
+        assert carol.calls_answered == 1
+        assert call.end_status == 200
+
+
+async def test_subscribe_and_notify() -> None:
+    from sipwire.core.subscription import SubscribeAnswer
+
+    async with (
+        UserAgent("sip:alice@127.0.0.1", listen=["udp:127.0.0.1:0"]) as alice,
+        UserAgent("sip:bob@127.0.0.1", listen=["udp:127.0.0.1:0"]) as bob,
+    ):
+        assert bob.subscriptions is not None
+        bob.subscriptions.serve(
+            "presence",
+            lambda sub, request: SubscribeAnswer(200, "active", b"open"),
+            content_type="text/plain",
+        )
+        sub = await alice.subscribe(_uri(bob, "bob"), "presence", expires=600)
+        notes = alice.notifications()
+        first, request = await asyncio.wait_for(notes.__anext__(), 2)
+        assert first is sub and request.body == b"open"
+        served = bob.subscriptions.subscriptions[0]
+        bob.subscriptions.notify(served, b"closed", bob._now())
+        bob._flush()
+        _, update = await asyncio.wait_for(notes.__anext__(), 2)
+        assert update.body == b"closed"
+        await alice.unsubscribe(sub)
+        _, final = await asyncio.wait_for(notes.__anext__(), 2)
+        state = final.subscription_state
+        assert state is not None and state.state == "terminated"
+
+
+async def test_refused_subscription_raises() -> None:
+    async with (
+        UserAgent("sip:alice@127.0.0.1", listen=["udp:127.0.0.1:0"]) as alice,
+        UserAgent("sip:bob@127.0.0.1", listen=["udp:127.0.0.1:0"]) as bob,
+    ):
+        with pytest.raises(RequestFailed) as failure:
+            await alice.subscribe(_uri(bob, "bob"), "no-such-package", timeout=5)
+        assert failure.value.status == 489

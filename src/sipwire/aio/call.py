@@ -41,6 +41,8 @@ class Call:
         self._events: asyncio.Queue[CallEvent] = asyncio.Queue(MAX_EVENTS)
         self.info: list[Request] = []
         """INFO and MESSAGE requests received inside the call."""
+        self.transfer_events: list[object] = []
+        """TransferRequested, TransferProgress and CallReplaced events of this call."""
 
     # -- what it is --------------------------------------------------------------------------
     @property
@@ -103,6 +105,10 @@ class Call:
                 if not self._ended.done():
                     self._ended.set_result(None)
                 self.ua._forget_call(self)
+
+    def _on_other(self, event: object) -> None:
+        """Transfer events (REFER progress, a transfer asked of us, a Replaces)."""
+        self.transfer_events.append(event)
 
     async def events(self) -> AsyncIterator[CallEvent]:
         """State changes, media changes and INFO/MESSAGE requests, in order, until the end."""
@@ -192,3 +198,23 @@ class Call:
         if not 200 <= response.status < 300:
             raise RequestFailed(response.status, response.reason, response)
         return response
+
+    async def transfer(self, target: str, *, timeout: float = 64.0) -> int:
+        """Blind transfer (RFC 3515): REFER the peer to ``target``.
+
+        Returns the final status the peer reported for its call to ``target``
+        (200); raises RequestFailed when the REFER or that call fails.
+        """
+        transfers = self.ua.transfers
+        if transfers is None:
+            raise LocalProtocolError("the user agent is not started")
+        outgoing = transfers.transfer(self.session, target, self.ua._now())
+        return await self.ua._transfer(outgoing, timeout)
+
+    async def attended_transfer(self, other: Call, *, timeout: float = 64.0) -> int:
+        """Attended transfer: REFER the peer to ``other``'s party with Replaces (RFC 3891)."""
+        transfers = self.ua.transfers
+        if transfers is None:
+            raise LocalProtocolError("the user agent is not started")
+        outgoing = transfers.attended_transfer(self.session, other.session, self.ua._now())
+        return await self.ua._transfer(outgoing, timeout)

@@ -30,23 +30,30 @@ from sipwire.aio.dns import Resolver
 from sipwire.aio.endpoint import Endpoint
 from sipwire.aio.transport_base import TransportConfig
 from sipwire.auth.digest import DigestAccount, DigestClient
+from sipwire.core import refer, subscription
 from sipwire.core.client import ClientRequest, Listener
 from sipwire.core.config import UAConfig
 from sipwire.core.events import (
+    CallReplaced,
     CallStateChanged,
     IncomingCall,
     InDialogRequest,
     MediaChanged,
     MessageReceived,
+    NotifyReceived,
     RegistrationChanged,
     RequestCompleted,
     ResolveTargets,
+    SubscriptionStateChanged,
+    TransferProgress,
+    TransferRequested,
     UAEvent,
 )
 from sipwire.core.media import SessionMedia
 from sipwire.core.register import Registration, RegistrationState
 from sipwire.core.sdp_media import MediaConfig, SdpMedia
 from sipwire.core.session import CallState, InviteSession
+from sipwire.core.subscription import Subscription, SubState
 from sipwire.core.ua import UserAgentCore
 from sipwire.errors import LocalProtocolError, RequestFailed
 from sipwire.message import Address, Request, Response, SipUri
@@ -147,6 +154,13 @@ class UserAgent:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._rtp_port = self.media_config.rtp_port_min
         self._auto_answer: float | None = None
+        self.subscriptions: subscription.Subscriptions | None = None
+        """SUBSCRIBE/NOTIFY (RFC 6665) of this agent, once started."""
+        self.transfers: refer.Transfers | None = None
+        """REFER/Replaces (RFC 3515, RFC 3891) of this agent, once started."""
+        self._sub_waiters: dict[int, asyncio.Future[None]] = {}
+        self._transfer_waiters: dict[int, asyncio.Future[TransferProgress]] = {}
+        self._notifications: asyncio.Queue[tuple[Subscription, Request]] = asyncio.Queue(MAX_QUEUE)
         self.calls_answered = 0
         """Calls answered by ``auto_answer``."""
         self.calls_completed = 0
@@ -176,6 +190,8 @@ class UserAgent:
             media_factory=self._new_media,
         )
         self.core = core
+        self.subscriptions = subscription.install(core)
+        self.transfers = refer.install(core)
         endpoint.tu = self
         self.resolver = Resolver()
         try:
@@ -269,8 +285,30 @@ class UserAgent:
                 future.set_result(event.response)
         elif isinstance(event, IncomingCall):
             self._on_incoming(event)
+        elif isinstance(event, NotifyReceived):
+            if not self._notifications.full():
+                self._notifications.put_nowait((event.subscription, event.request))
+            self._wake(self._sub_waiters, event.subscription)
+        elif isinstance(event, SubscriptionStateChanged):
+            if event.state is not SubState.NOTIFY_WAIT:
+                self._wake(self._sub_waiters, event.subscription)
+        elif isinstance(event, TransferProgress):
+            waiter = self._transfer_waiters.get(id(event.transfer))
+            if event.done and waiter is not None and not waiter.done():
+                waiter.set_result(event)
+            self._to_call(event.session, event)
+        elif isinstance(event, TransferRequested | CallReplaced):
+            session = event.session if isinstance(event, TransferRequested) else event.old
+            self._to_call(session, event)
         elif isinstance(event, CallStateChanged | MediaChanged | InDialogRequest):
             call = self._calls.get(id(event.session))
+            if (
+                call is None
+                and self._auto_answer is None
+                and isinstance(event, CallStateChanged)
+                and event.state is not CallState.TERMINATED
+            ):
+                call = self._wrap(event.session)  # a call a transfer started for us
             if call is not None:
                 call._on_event(event)
             elif (
@@ -290,6 +328,17 @@ class UserAgent:
             entry = self._registrations.get(id(event.registration))
             if entry is not None and event.response is not None and not entry[1].done():
                 entry[1].set_result(event.response)
+
+    @staticmethod
+    def _wake(waiters: dict[int, asyncio.Future[None]], key: object) -> None:
+        waiter = waiters.pop(id(key), None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _to_call(self, session: InviteSession, event: UAEvent) -> None:
+        call = self._calls.get(id(session))
+        if call is not None:
+            call._on_other(event)
 
     async def _resolve(self, event: ResolveTargets) -> None:
         assert self.resolver is not None
@@ -476,3 +525,67 @@ class UserAgent:
         if not 200 <= response.status < 300:
             raise RequestFailed(response.status, response.reason, response)
         return response
+
+    # -- subscriptions (RFC 6665) ------------------------------------------------------------
+    async def subscribe(
+        self,
+        target: str,
+        event: str,
+        *,
+        expires: int = 3600,
+        accept: str | None = None,
+        timeout: float = 32.0,
+    ) -> Subscription:
+        """Subscribe to ``event`` at ``target``; returns once it is pending or active.
+
+        NOTIFYs arrive through :meth:`notifications`; refreshes happen by
+        themselves; ``subscription.unsubscribe(now)`` (or :meth:`unsubscribe`)
+        ends it. Raises RequestFailed when the subscription is refused.
+        """
+        manager = self._subscriptions()
+        sub = manager.subscribe(target, event, self._now(), expires=expires, accept=accept)
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sub_waiters[id(sub)] = waiter
+        self._flush()
+        await asyncio.wait_for(waiter, timeout)
+        if sub.state is SubState.TERMINATED:
+            response = sub.response
+            status = response.status if response is not None else 481
+            reason = response.reason if response is not None else (sub.reason or "terminated")
+            raise RequestFailed(status, reason, response)
+        return sub
+
+    @property
+    def calls(self) -> list[Call]:
+        """Calls in progress (placed, received, or started by a transfer)."""
+        return [call for call in self._calls.values() if not call.ended]
+
+    async def unsubscribe(self, sub: Subscription) -> None:
+        """End a subscription we made (SUBSCRIBE with Expires: 0)."""
+        sub.unsubscribe(self._now())
+        self._flush()
+
+    async def notifications(self) -> AsyncIterator[tuple[Subscription, Request]]:
+        """Every NOTIFY received for our subscriptions (already answered 200)."""
+        while True:
+            yield await self._notifications.get()
+
+    def _subscriptions(self) -> subscription.Subscriptions:
+        if self.subscriptions is None:
+            raise LocalProtocolError("the user agent is not started (use 'async with')")
+        return self.subscriptions
+
+    async def _transfer(self, outgoing: refer.OutgoingTransfer, timeout: float) -> int:
+        waiter: asyncio.Future[TransferProgress] = asyncio.get_running_loop().create_future()
+        self._transfer_waiters[id(outgoing)] = waiter
+        self._flush()
+        try:
+            if outgoing.done:
+                status = outgoing.status or 500
+            else:
+                status = (await asyncio.wait_for(waiter, timeout)).status
+        finally:
+            self._transfer_waiters.pop(id(outgoing), None)
+        if status >= 300:
+            raise RequestFailed(status, outgoing.reason or "transfer failed")
+        return status
