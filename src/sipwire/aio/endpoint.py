@@ -31,7 +31,7 @@ log = logging.getLogger("sipwire.endpoint")
 
 
 class TransactionUser(Protocol):
-    """What the endpoint drives: a sans-I/O TU such as the Answerer."""
+    """What the endpoint drives: a sans-I/O TU such as the UserAgentCore."""
 
     def handle(self, event: Event, now: float) -> None: ...
 

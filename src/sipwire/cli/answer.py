@@ -22,10 +22,9 @@ import click
 
 from sipwire.aio.transport_base import TransportConfig
 from sipwire.aio.ua import UserAgent
-from sipwire.core.answerer import AnswerConfig
 from sipwire.transport.address import TRANSPORTS
 
-__all__ = ["AnswerStats", "ListenSpec", "answer", "parse_listen", "run_answer"]
+__all__ = ["AnswerConfig", "AnswerStats", "ListenSpec", "answer", "parse_listen", "run_answer"]
 
 log = logging.getLogger("sipwire.answer")
 
@@ -75,6 +74,18 @@ class _ListenType(click.ParamType):
             return parse_listen(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerConfig:
+    """How ``sipwire answer`` behaves."""
+
+    user: str = "sipwire"
+    """User part of our AOR and Contact."""
+    user_agent: str = "sipwire"
+    """Value of the Server / User-Agent header."""
+    ring_time: float = 0.0
+    """Seconds between 180 Ringing and 200 OK (0 answers at once)."""
 
 
 @dataclass(slots=True)

@@ -251,7 +251,9 @@ def message(target: str, text: str, content_type: str, **kwargs: Any) -> None:
 
     async def run() -> str:
         async with _user_agent(common, target) as ua:
-            response = await ua.message(target, text, content_type=content_type)
+            response = await asyncio.wait_for(
+                ua.message(target, text, content_type=content_type), common.timeout
+            )
             return f"{response.status} {response.reason}"
 
     click.echo(_run(_timed(run(), common.timeout)))
@@ -268,7 +270,7 @@ def options(target: str, **kwargs: Any) -> None:
     async def run() -> str:
         async with _user_agent(common, target) as ua:
             started = time.monotonic()
-            response = await ua.options(target)
+            response = await asyncio.wait_for(ua.options(target), common.timeout)
             rtt = (time.monotonic() - started) * 1000
             if not 200 <= response.status < 300:
                 raise RequestFailed(response.status, response.reason, response)

@@ -23,8 +23,9 @@
 Hooks: ``core.dialog_usages`` (REFER and ``Event: refer`` NOTIFYs),
 ``core.request_handlers["INVITE"]`` (returns False for INVITEs without
 Replaces so that the core's normal path takes them), and ``core.observers``
-to watch the :class:`CallStateChanged` of the calls a REFER started. The core gives event observers no clock, so what they trigger runs
-from the core's timer heap at its next ``handle_timer`` (scheduled at the
+to watch the :class:`CallStateChanged` of the calls a REFER started. The
+core gives event observers no clock, so what they trigger runs from the
+core's timer heap at its next ``handle_timer`` (scheduled at the
 last time seen, hence due at once).
 """
 

@@ -1,25 +1,50 @@
-"""The auto-answering UAS core over the transaction layer, with a manual clock."""
+"""The UAS core (§8.2, §13.3, §15.2, §9.2) over the transaction layer, with a manual clock.
+
+Requests come as text from a fake peer; an auto-answering application rings
+and answers every IncomingCall (after ``ring_time``), as ``sipwire answer``.
+"""
 
 from __future__ import annotations
 
-import itertools
-
-from sipwire.core.answerer import AnswerConfig, Answerer
-from sipwire.message import Request, Response, parse_message
-from sipwire.transaction.events import Event, SendResponse
+from sipwire.core.client import Listener
+from sipwire.core.config import UAConfig
+from sipwire.core.events import CallStateChanged, IncomingCall
+from sipwire.core.media import StaticMedia
+from sipwire.core.session import CallState, InviteSession
+from sipwire.core.ua import UserAgentCore
+from sipwire.dialog.ids import CountingIds
+from sipwire.message import Address, Request, Response, parse_message
+from sipwire.transaction.events import Event, SendRequest, SendResponse
 from sipwire.transaction.layer import TransactionLayer
 from sipwire.transport.address import Source
+from tests.core.uanet import OFFER
 
 SOURCE = Source("udp", "192.0.2.20", 5070, "192.0.2.10", 5080)
 
 
 class Harness:
-    def __init__(self, config: AnswerConfig | None = None) -> None:
+    def __init__(self, ring_time: float = 0.0) -> None:
         self.layer = TransactionLayer()
-        counter = itertools.count(1)
-        self.tu = Answerer(self.layer, lambda: f"tag{next(counter)}", config)
+        config = UAConfig(aor=Address.parse("sip:sipwire@192.0.2.10"))
+        self.tu = UserAgentCore(
+            self.layer, config, CountingIds("tag"), media_factory=lambda: StaticMedia(OFFER)
+        )
+        self.tu.set_listeners({"udp": Listener("udp", "192.0.2.10", 5080)})
+        self.ring_time = ring_time
         self.now = 0.0
         self.sent: list[tuple[float, Response]] = []
+        self.requests: list[Request] = []
+        self.sessions: list[InviteSession] = []
+
+    @property
+    def dialogs(self) -> int:
+        return len(self.tu._dialogs)
+
+    def answered(self) -> int:
+        return sum(1 for s in self.sessions if s.final is not None and s.final.status == 200)
+
+    def completed(self) -> int:
+        return sum(1 for s in self.sessions if s.end_reason == "BYE received")
 
     def pump(self) -> None:
         while (event := self.layer.next_event()) is not None:
@@ -28,8 +53,26 @@ class Harness:
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, SendResponse):
             self.sent.append((self.now, event.response))
+        elif isinstance(event, SendRequest):
+            self.requests.append(event.request)
         else:
             self.tu.handle(event, self.now)
+        for ua_event in self.tu.events():
+            if isinstance(ua_event, IncomingCall):
+                self._auto_answer(ua_event.session)
+
+    def _auto_answer(self, session: InviteSession) -> None:
+        self.sessions.append(session)
+        session.ring(self.now)
+        if self.ring_time > 0:
+
+            def later(now: float) -> None:
+                session.answer(now)
+                self.pump()
+
+            self.tu.timers.schedule(self.now + self.ring_time, later)
+        else:
+            session.answer(self.now)
 
     def receive(self, text: str) -> None:
         message = parse_message(text.encode())
@@ -69,6 +112,7 @@ def request(
         f"To: {to}\r\n"
         f"Call-ID: {call_id}\r\n"
         f"CSeq: {cseq} {method}\r\n"
+        "Contact: <sip:alice@192.0.2.20:5070>\r\n"
         f"{extra}"
         "Content-Length: 0\r\n\r\n"
     )
@@ -79,8 +123,10 @@ def test_options_gets_200_with_allow_accept_supported() -> None:
     h.receive(request("OPTIONS"))
     ((_, ok),) = h.sent
     assert ok.status == 200
-    assert ok.allow == ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"]
-    assert [str(a.mime) for a in ok.accept] == ["application/sdp"]
+    assert ok.allow[:5] == ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"]
+    assert {"PRACK", "UPDATE", "INFO", "MESSAGE", "SUBSCRIBE", "NOTIFY", "REFER"} <= set(ok.allow)
+    assert [str(a.mime) for a in ok.accept] == ["application/sdp", "text/plain"]
+    assert {"100rel", "timer", "replaces"} <= set(ok.supported)
     assert "supported" in ok.headers and ok.to.tag is not None
 
 
@@ -93,7 +139,9 @@ def test_invite_ringing_then_200_with_sdp_and_contact() -> None:
     assert ok.content_type is not None and ok.content_type.mime == "application/sdp"
     assert ok.body.startswith(b"v=0\r\n") and b"m=audio" in ok.body
     (contact,) = ok.contact
-    assert str(contact.uri) == "sip:sipwire@192.0.2.10:5080;transport=udp"
+    assert str(contact.uri) == "sip:sipwire@192.0.2.10:5080"
+    # no offer in the INVITE: the 200 carries ours (RFC 3264 §4)
+    assert ok.body == OFFER
 
 
 def test_2xx_retransmitted_until_ack() -> None:
@@ -110,7 +158,7 @@ def test_2xx_retransmitted_until_ack() -> None:
     h.receive(request("ACK", branch="z9hG4bK2", to_tag="tag1"))
     h.advance(40.0)
     assert len([r for _, r in h.sent if r.status == 200]) == 4
-    assert h.tu.dialogs == 1
+    assert h.dialogs == 1 and h.sessions[0].state is CallState.CONFIRMED
 
 
 def test_2xx_retransmission_gives_up_after_64_t1() -> None:
@@ -119,7 +167,10 @@ def test_2xx_retransmission_gives_up_after_64_t1() -> None:
     h.advance(100.0)
     times = [t for t, r in h.sent if r.status == 200]
     assert times == [0.0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
-    assert h.tu.dialogs == 0
+    assert h.dialogs == 0
+    # §13.3.1.4: no ACK, so the dialog is ended with a BYE
+    assert {r.method for r in h.requests} == {"BYE"}  # sent, then retransmitted (no answer)
+    assert h.sessions[0].state is CallState.TERMINATED
 
 
 def test_bye_ends_the_dialog_and_unknown_bye_gets_481() -> None:
@@ -127,14 +178,14 @@ def test_bye_ends_the_dialog_and_unknown_bye_gets_481() -> None:
     h.receive(request("INVITE"))
     h.receive(request("ACK", branch="z9hG4bK2", to_tag="tag1"))
     h.receive(request("BYE", branch="z9hG4bK3", to_tag="tag1", cseq=2))
-    assert h.statuses()[-1] == 200 and h.tu.dialogs == 0
-    assert h.tu.calls_answered == 1 and h.tu.calls_completed == 1
+    assert h.statuses()[-1] == 200 and h.dialogs == 0
+    assert h.answered() == 1 and h.completed() == 1
     h.receive(request("BYE", branch="z9hG4bK4", to_tag="tag1", cseq=3))
     assert h.statuses()[-1] == 481
 
 
 def test_cancel_before_answer_gives_200_and_487() -> None:
-    h = Harness(AnswerConfig(ring_time=5.0))
+    h = Harness(ring_time=5.0)
     h.receive(request("INVITE"))
     assert h.statuses() == [180]
     h.receive(request("CANCEL"))
@@ -147,7 +198,7 @@ def test_cancel_before_answer_gives_200_and_487() -> None:
 
 
 def test_ring_time_delays_the_200() -> None:
-    h = Harness(AnswerConfig(ring_time=2.0))
+    h = Harness(ring_time=2.0)
     h.receive(request("INVITE"))
     h.advance(1.9)
     assert h.statuses() == [180]
@@ -164,9 +215,11 @@ def test_cancel_without_invite_gets_481() -> None:
 def test_unknown_and_unsupported_methods() -> None:
     h = Harness()
     h.receive(request("FOO", branch="z9hG4bKa"))
-    h.receive(request("MESSAGE", branch="z9hG4bKb"))
-    assert h.statuses() == [501, 405]
-    assert all(r.headers.get("Allow") for _, r in h.sent)
+    h.receive(request("PUBLISH", branch="z9hG4bKb"))
+    h.receive(request("MESSAGE", branch="z9hG4bKc"))
+    assert h.statuses() == [501, 405, 200]
+    assert all(r.headers.get("Allow") for _, r in h.sent[:2])
+    assert [e.text for e in h.tu.events() if hasattr(e, "text")] == []  # drained by pump
 
 
 def test_unsupported_require_gets_420() -> None:
@@ -190,13 +243,16 @@ def test_reinvite_keeps_the_session() -> None:
     h.receive(request("INVITE", branch="z9hG4bK5", to_tag="tag1", cseq=2))
     reinvite_ok = h.sent[-1][1]
     assert reinvite_ok.status == 200 and reinvite_ok.body == first_ok.body
+    assert h.sessions[0].state is CallState.CONFIRMED
+    states = [e for e in h.tu.events() if isinstance(e, CallStateChanged)]
+    assert states == []  # the re-INVITE changed no call state
 
 
 def test_retransmitted_invite_does_not_make_a_second_dialog() -> None:
     h = Harness()
     h.receive(request("INVITE"))
     h.receive(request("INVITE"))
-    assert h.tu.dialogs == 1
+    assert h.dialogs == 1 and len(h.sessions) == 1
 
 
 def test_parsed_request_type() -> None:
