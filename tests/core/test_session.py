@@ -359,3 +359,47 @@ def bob_target(bob: Node):  # type: ignore[no-untyped-def]
     from tests.core.uanet import target_of
 
     return target_of(bob)
+
+
+def test_early_media_answer_in_183_repeated_in_200() -> None:
+    net, alice, bob = _pair()
+    caller = alice.core.invite(bob.uri, StaticMedia(OFFER), net.now)
+    alice.pump()
+    net.step(0.1)
+    callee = _incoming(bob)
+    callee.ring(net.now, status=183, early_media=True)
+    bob.pump()
+    net.step(0.1)
+    progress = [m for m in bob.sent if isinstance(m, Response) and m.status == 183]
+    assert progress and progress[0].body == ANSWER
+    assert caller.state is CallState.EARLY
+    assert isinstance(caller.media, StaticMedia) and caller.media.remote == ANSWER
+    assert not caller.oa_pending_local  # the answer arrived with the 183
+    callee.answer(net.now)
+    bob.pump()
+    net.step(0.5)
+    ok = [m for m in bob.sent if isinstance(m, Response) and m.status == 200][0]
+    assert ok.body == ANSWER  # the 2xx repeats the unreliable 18x's answer
+    assert caller.state is CallState.CONFIRMED and callee.state is CallState.CONFIRMED
+
+
+def test_reason_header_on_cancel_and_bye() -> None:
+    net, alice, bob = _pair()
+    caller = alice.core.invite(bob.uri, StaticMedia(OFFER), net.now)
+    alice.pump()
+    net.step(0.1)
+    callee = _incoming(bob)
+    callee.ring(net.now)
+    bob.pump()
+    net.step(0.1)
+    caller.hangup(net.now, reason='SIP;cause=200;text="Call completed elsewhere"')
+    alice.pump()
+    net.step(0.5)
+    assert callee.state is CallState.TERMINATED
+    assert [(r.protocol, r.cause) for r in callee.remote_reasons] == [("SIP", 200)]
+    caller, callee = _call(net, alice, bob)
+    callee.hangup(net.now, reason='Q.850;cause=16;text="Normal call clearing"')
+    bob.pump()
+    net.step(0.5)
+    assert caller.state is CallState.TERMINATED
+    assert [(r.protocol, r.cause) for r in caller.remote_reasons] == [("Q.850", 16)]

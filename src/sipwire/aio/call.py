@@ -13,7 +13,7 @@ from sipwire.core.events import (
 )
 from sipwire.core.session import CallState, InviteSession
 from sipwire.errors import LocalProtocolError, RequestFailed
-from sipwire.message import Address, Request, Response
+from sipwire.message import Address, Reason, Request, Response
 
 if TYPE_CHECKING:
     from sipwire.aio.ua import UserAgent
@@ -79,6 +79,11 @@ class Call:
         return self.session.end_status
 
     @property
+    def remote_reasons(self) -> list[Reason]:
+        """The Reason headers (RFC 3326) of the peer's BYE or CANCEL, if any."""
+        return self.session.remote_reasons
+
+    @property
     def remote_sdp(self) -> bytes | None:
         """The last session description the peer sent, if any."""
         return getattr(self.session.media, "remote", None)
@@ -124,9 +129,10 @@ class Call:
         await asyncio.wait_for(asyncio.shield(self._ended), timeout)
 
     # -- commands ------------------------------------------------------------------------------
-    async def ring(self) -> None:
-        """Send 180 Ringing (incoming calls)."""
-        self.session.ring(self.ua._now())
+    async def ring(self, *, early_media: bool = False) -> None:
+        """Send 180 Ringing (incoming calls); ``early_media`` sends 183 with the SDP answer."""
+        status = 183 if early_media else 180
+        self.session.ring(self.ua._now(), status=status, early_media=early_media)
         self.ua._flush()
 
     async def answer(self) -> None:
@@ -142,19 +148,21 @@ class Call:
         self.session.reject(self.ua._now(), status, reason)
         self.ua._flush()
 
-    async def hangup(self) -> None:
+    async def hangup(self, reason: str | None = None) -> None:
         """End the call: CANCEL, reject or BYE as its state requires.
 
         After a BYE it waits for the BYE's final response (at most Timer F).
+        ``reason`` is a Reason header value (RFC 3326), e.g.
+        ``Q.850;cause=16;text="Normal call clearing"``.
         """
         if self.ended:
             return
         if self.state in (CallState.ACCEPTED, CallState.CONFIRMED):
-            bye = self.session.bye(self.ua._now())
+            bye = self.session.bye(self.ua._now(), reason)
             if bye is not None:
                 await self.ua._wait(bye)
             return
-        self.session.hangup(self.ua._now())
+        self.session.hangup(self.ua._now(), reason=reason)
         self.ua._flush()
 
     async def hold(self) -> Response:

@@ -23,7 +23,7 @@ from sipwire.core.session_timers import SessionTimer
 from sipwire.core.timerheap import TimerHandle
 from sipwire.dialog.dialog import Dialog, DialogState
 from sipwire.errors import LocalProtocolError
-from sipwire.message import Request, Response
+from sipwire.message import Reason, Request, Response
 from sipwire.transaction.base import State
 from sipwire.transaction.server import ServerTransaction
 from sipwire.transport.address import Target
@@ -46,6 +46,8 @@ class InDialog(SessionTimer):
         self.local_tag = ""
         self.transport = "udp"
         self.answer_after_prack = False
+        self.remote_reasons: list[Reason] = []
+        """Reason headers (RFC 3326) of the BYE or CANCEL that ended the call."""
         self._oa = _IDLE
         self._remote_offer: bytes | None = None
         # UAS: the 2xx we retransmit until the ACK.
@@ -310,6 +312,7 @@ class InDialog(SessionTimer):
             self.host.layer.respond(tx, request.reply(status, "CSeq out of order"), now)
             return
         if method == "BYE":
+            self.remote_reasons = request.reason_header
             self.host.layer.respond(tx, request.reply(200), now)
             self.terminate(now)
             self.dialog_ended(200, "BYE received", now)

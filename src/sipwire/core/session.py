@@ -84,6 +84,9 @@ class InviteSession(InDialog):
         self._cancel_sent = False
         self._offer_in_invite = bool(request.body)
         self._answer_timer: TimerHandle | None = None
+        self._cancel_reason: str | None = None
+        self._early_answer = b""
+        """An SDP answer sent in an unreliable 18x: the 2xx repeats it."""
         if not is_uac:
             self.local_tag = host.ids.token()
 
@@ -97,8 +100,12 @@ class InviteSession(InDialog):
         self.invite = ClientRequest(self.request, self, contact_user=self.host.config.contact_user)
         self.host.sender.send(self.invite, now)
 
-    def cancel(self, now: float) -> None:
-        """Cancel the INVITE (§9.1): at once if a provisional arrived, else when one does."""
+    def cancel(self, now: float, reason: str | None = None) -> None:
+        """Cancel the INVITE (§9.1): at once if a provisional arrived, else when one does.
+
+        ``reason`` is a Reason header value (RFC 3326), e.g. ``SIP;cause=200;text="Call
+        completed elsewhere"``.
+        """
         if not self.is_uac or self.state not in (
             CallState.CALLING,
             CallState.PROCEEDING,
@@ -108,6 +115,7 @@ class InviteSession(InDialog):
         invite = self.invite
         assert invite is not None
         invite.cancelled = True
+        self._cancel_reason = reason
         if invite.provisional is None or invite.transaction is None:
             self._cancel_pending = True
             return
@@ -128,6 +136,8 @@ class InviteSession(InDialog):
                 headers.append((name, value))
         headers += [("Route", r) for r in sent.headers.values("route")]
         headers.append(("CSeq", f"{sent.cseq.seq} CANCEL"))
+        if self._cancel_reason:
+            headers.append(("Reason", self._cancel_reason))
         cancel = Request("CANCEL", sent.uri, headers)
         self.host.layer.send_request(cancel, invite.target, now)
 
@@ -223,8 +233,14 @@ class InviteSession(InDialog):
         self.host.sender.send(bye, now)
 
     # ================================================================= UAS
-    def ring(self, now: float, *, status: int = 180, body: bytes = b"") -> None:
-        """Send a provisional response with our tag (reliably when RFC 3262 applies)."""
+    def ring(
+        self, now: float, *, status: int = 180, body: bytes = b"", early_media: bool = False
+    ) -> None:
+        """Send a provisional response with our tag (reliably when RFC 3262 applies).
+
+        ``early_media`` puts the SDP answer in it (send 183 Session Progress):
+        media flows before the call is answered.
+        """
         if (
             self.is_uac
             or self.server is None
@@ -238,11 +254,18 @@ class InviteSession(InDialog):
         if self.dialog is None:
             self.dialog = Dialog.from_uas(self.request, self.local_tag)
             self.host.bind(self.dialog, self)
+        reliable = self.wants_reliable()
+        if early_media and not body and not reliable and self.oa_pending_remote:
+            try:
+                body = self._early_answer = self.give_answer(self.request.body)
+            except MediaError as exc:
+                self.reject(now, exc.status, exc.reason)
+                return
         headers = [("Contact", self.contact())]
         if body:
             headers.append(("Content-Type", self.media.content_type))
         response = self.request.reply(status, headers=headers, body=body, to_tag=self.local_tag)
-        if self.wants_reliable():
+        if reliable:
             if not self.send_reliable_provisional(response, now):
                 return
         else:
@@ -263,7 +286,9 @@ class InviteSession(InDialog):
                 if self.request.body and self.oa_pending_remote:
                     body = self.give_answer(self.request.body)
                 elif self.request.body:
-                    body = b""  # the answer went in a reliable 18x
+                    # the answer went in an 18x: a reliable one settled it, an
+                    # unreliable one is repeated in the 2xx
+                    body = self._early_answer
                 else:
                     body = self.make_offer()
             except MediaError as exc:
@@ -293,8 +318,10 @@ class InviteSession(InDialog):
         self.final = response
         self._end(status, response.reason, now, response)
 
-    def on_cancel(self, now: float) -> None:
+    def on_cancel(self, now: float, cancel: Request | None = None) -> None:
         """A CANCEL matched our INVITE server transaction (the core answered it 200)."""
+        if cancel is not None:
+            self.remote_reasons = cancel.reason_header
         if self.state in (CallState.INCOMING, CallState.EARLY) and self.server is not None:
             response = self.request.reply(487, to_tag=self.local_tag)
             self.host.layer.respond(self.server, response, now)
@@ -316,16 +343,16 @@ class InviteSession(InDialog):
                 self.reject(now, exc.status, exc.reason)
 
     # ================================================================= both
-    def hangup(self, now: float, status: int = 603) -> None:
-        """End the call whatever its state: CANCEL, reject or BYE."""
+    def hangup(self, now: float, status: int = 603, reason: str | None = None) -> None:
+        """End the call whatever its state: CANCEL, reject or BYE (``reason``: RFC 3326)."""
         if self.state in (CallState.CALLING, CallState.PROCEEDING) or (
             self.is_uac and self.state is CallState.EARLY
         ):
-            self.cancel(now)
+            self.cancel(now, reason)
         elif self.state in (CallState.INCOMING, CallState.EARLY):
             self.reject(now, status)
         elif self.state in (CallState.ACCEPTED, CallState.CONFIRMED):
-            self.bye(now)
+            self.bye(now, reason)
 
     def _set_state(self, state: CallState, response: Response | None, now: float) -> None:
         if state is self.state and state is not CallState.EARLY:

@@ -374,7 +374,7 @@ class UserAgentCore:
             self.layer.respond(tx, cancel.reply(481), now)
             return
         self.layer.respond(tx, cancel.reply(200, to_tag=session.local_tag), now)
-        session.on_cancel(now)
+        session.on_cancel(now, cancel)
 
     def _remember(self, session: InviteSession) -> None:
         self._sessions[(session.call_id, session.local_tag)] = session
