@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import pytest
 
@@ -166,3 +167,65 @@ async def test_refused_subscription_raises() -> None:
         with pytest.raises(RequestFailed) as failure:
             await alice.subscribe(_uri(bob, "bob"), "no-such-package", timeout=5)
         assert failure.value.status == 489
+
+
+class _Registrar(asyncio.DatagramProtocol):
+    """A bare UDP registrar: 200 for every REGISTER, echoing its Contacts."""
+
+    def __init__(self) -> None:
+        self.datagrams: list[bytes] = []
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        from sipwire.message import Request, parse_message
+
+        self.datagrams.append(data)
+        if not data.strip():
+            return
+        message = parse_message(data)
+        if isinstance(message, Request):
+            headers = [("Contact", c) for c in message.headers.get_all("Contact")]
+            headers.append(("Expires", str(message.expires or 0)))
+            response = message.reply(200, headers=headers, to_tag="reg")
+            assert self.transport is not None
+            self.transport.sendto(bytes(response), addr)
+
+
+async def test_register_several_contacts_keepalive_and_qualify() -> None:
+    loop = asyncio.get_running_loop()
+    transport, registrar = await loop.create_datagram_endpoint(
+        _Registrar, local_addr=("127.0.0.1", 0)
+    )
+    port = transport.get_extra_info("sockname")[1]
+    try:
+        async with UserAgent("sip:alice@127.0.0.1", listen=["udp:127.0.0.1:0"]) as ua:
+            host, ua_port = ua.contact_address
+            contacts = [f"<sip:alice@{host}:{ua_port}>", "<sip:alice@192.0.2.9:5060>"]
+            registration = await ua.register(
+                f"sip:127.0.0.1:{port}", expires=300, contacts=contacts, keepalive=0.05
+            )
+            assert [str(b.uri) for b in registration.bindings] == [
+                f"sip:alice@{host}:{ua_port}",
+                "sip:alice@192.0.2.9:5060",
+            ]
+            assert registration.granted == 300
+            await asyncio.sleep(0.2)
+            assert b"\r\n\r\n" in registrar.datagrams  # RFC 5626 CRLF keep-alives
+            # the registrar qualifies the binding with OPTIONS: answered 200
+            from tests.transaction.helpers import make_request
+
+            ping = make_request("OPTIONS", via_host=f"127.0.0.1:{port}")
+            transport.sendto(bytes(ping), (host, ua_port))
+            for _ in range(50):
+                if any(
+                    d.startswith(b"SIP/2.0 200") and b"OPTIONS" in d for d in registrar.datagrams
+                ):
+                    break
+                await asyncio.sleep(0.02)
+            assert any(d.startswith(b"SIP/2.0 200") for d in registrar.datagrams)
+            await ua.unregister(registration)
+    finally:
+        transport.close()

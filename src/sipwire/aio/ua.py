@@ -28,7 +28,7 @@ from typing import Any
 from sipwire.aio.call import Call
 from sipwire.aio.dns import Resolver
 from sipwire.aio.endpoint import Endpoint
-from sipwire.aio.transport_base import TransportConfig
+from sipwire.aio.transport_base import TransportConfig, TransportError
 from sipwire.auth.digest import DigestAccount, DigestClient
 from sipwire.core import refer, subscription
 from sipwire.core.client import ClientRequest, Listener
@@ -498,21 +498,52 @@ class UserAgent:
             yield await self._messages.get()
 
     # -- registration -----------------------------------------------------------------------
-    async def register(self, registrar: str | None = None, *, expires: int = 3600) -> Registration:
+    async def register(
+        self,
+        registrar: str | None = None,
+        *,
+        expires: int = 3600,
+        contacts: Sequence[str] = (),
+        keepalive: float | None = None,
+    ) -> Registration:
         """Register our AOR at ``registrar`` (default: the AOR's domain) and keep it fresh.
 
-        Returns once the registrar answers 2xx; raises RequestFailed otherwise.
+        ``contacts`` binds these Contact values instead of our own (several
+        are allowed). ``keepalive`` sends a CRLF keep-alive (RFC 5626 §4.4.1)
+        to the registrar every so many seconds, keeping NAT bindings and
+        connections open. Returns once the registrar answers 2xx; raises
+        RequestFailed otherwise.
         """
         uri = registrar or f"sip:{self.aor.uri.host_port}"  # type: ignore[union-attr]
         core = self._core()
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        registration = core.register(uri, self._now(), expires=expires)
+        registration = core.register(
+            uri, self._now(), expires=expires, contacts=list(contacts) or None
+        )
         self._registrations[id(registration)] = (registration, future)
         self._flush()
         response = await future
         if registration.state is not RegistrationState.REGISTERED:
             raise RequestFailed(response.status, response.reason, response)
+        if keepalive is not None:
+            self._spawn(self._keepalive(registration, keepalive))
         return registration
+
+    async def _keepalive(self, registration: Registration, interval: float) -> None:
+        """CRLF keep-alives towards the registrar while the registration lasts."""
+        while registration.state in (
+            RegistrationState.REGISTERED,
+            RegistrationState.REGISTERING,
+        ):
+            await asyncio.sleep(interval)
+            creq = registration.request
+            endpoint = self.endpoint
+            if creq is None or creq.target is None or endpoint is None:
+                continue
+            try:
+                await endpoint.transport.send(b"\r\n\r\n", creq.target)
+            except TransportError as exc:
+                log.info("keep-alive to %s failed: %s", creq.target, exc.reason)
 
     async def unregister(self, registration: Registration) -> Response:
         """Remove the bindings of ``registration`` (Expires: 0)."""
