@@ -63,3 +63,20 @@ def test_unacceptable_offer_is_488() -> None:
 def test_unknown_codec_name_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown codec"):
         codecs_by_name(("PCMU", "nonsense"))
+
+
+def test_description_copy_is_equal_and_independent() -> None:
+    text = (
+        b"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\ni=info\r\nu=http://x\r\ne=a@b\r\np=+1\r\n"
+        b"c=IN IP4 127.0.0.1\r\nb=AS:64\r\nt=0 0\r\nr=7d 1h 0 25h\r\nz=0 0\r\nk=prompt\r\n"
+        b"a=group:BUNDLE 0\r\nx=unknown\r\nm=audio 4000 RTP/AVP 0 101\r\ni=voice\r\n"
+        b"c=IN IP4 127.0.0.2\r\nb=TIAS:64000\r\nk=prompt\r\na=rtpmap:101 telephone-event/8000\r\n"
+        b"a=sendonly\r\n"
+    )
+    sd = parse_sdp(text)
+    dup = sd.copy()
+    assert dup == sd and bytes(dup) == bytes(sd) == text
+    dup.media[0].formats.append("8")
+    dup.times[0].repeats.append("1d 1h 0")
+    dup.attributes.clear()
+    assert bytes(sd) == text

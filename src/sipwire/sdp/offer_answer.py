@@ -199,8 +199,9 @@ class OfferAnswer:
             stream, result = self._take_answer(index, offer, om, answer, am)
             streams.append(stream)
             results.append(result)
-        self._commit(streams, results, local=offer, remote=answer)
-        self._last_answer = answer.copy()
+        mine = answer.copy()  # the caller keeps theirs
+        self._commit(streams, results, local=offer, remote=mine)
+        self._last_answer = mine
         return self.negotiated
 
     def cancel_offer(self) -> None:
@@ -309,7 +310,7 @@ class OfferAnswer:
         if last is not None and _without_version(sd) != _without_version(last):
             self._version += 1
         sd.origin = replace(sd.origin, sess_version=self._version)
-        self._last_sent = sd.copy()
+        self._last_sent = sd  # internal: callers only ever get copies
         return sd
 
     def _offer_media(self, media: str, proto: str, stream: _Stream | None) -> MediaDescription:
@@ -459,5 +460,5 @@ class OfferAnswer:
         self._streams = streams
         self._negotiated = results
         self._local = local
-        self._remote = remote.copy()
+        self._remote = remote  # already a private copy
         self._state = OfferAnswerState.STABLE

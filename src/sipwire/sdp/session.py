@@ -14,7 +14,7 @@ unknown type letter, a second ``c=`` in a media section ...) are kept as
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import KW_ONLY, dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -305,10 +305,16 @@ class MediaDescription(_AttributeList):
 
     def copy(self) -> MediaDescription:
         """An independent copy (its lists are new; their items are immutable)."""
-        return replace(
-            self,
-            formats=list(self.formats),
+        return MediaDescription(
+            self.media,
+            self.port,
+            self.proto,
+            list(self.formats),
+            port_count=self.port_count,
+            information=self.information,
+            connection=self.connection,
             bandwidths=list(self.bandwidths),
+            key=self.key,
             attributes=list(self.attributes),
             extra_lines=list(self.extra_lines),
         )
@@ -368,12 +374,19 @@ class SessionDescription(_AttributeList):
 
     def copy(self) -> SessionDescription:
         """An independent copy, much cheaper than ``copy.deepcopy``."""
-        return replace(
-            self,
+        return SessionDescription(
+            version=self.version,
+            origin=self.origin,
+            session_name=self.session_name,
+            information=self.information,
+            uri=self.uri,
             emails=list(self.emails),
             phones=list(self.phones),
+            connection=self.connection,
             bandwidths=list(self.bandwidths),
             times=[Timing(t.start, t.stop, list(t.repeats)) for t in self.times],
+            zone=self.zone,
+            key=self.key,
             attributes=list(self.attributes),
             media=[m.copy() for m in self.media],
             extra_lines=list(self.extra_lines),
