@@ -36,7 +36,8 @@ def _states(node: Node) -> list[CallState]:
     return [e.state for e in node.events if isinstance(e, CallStateChanged)]
 
 
-def _call(net: Net, alice: Node, bob: Node) -> tuple[InviteSession, InviteSession]:
+def _ringing(net: Net, alice: Node, bob: Node) -> tuple[InviteSession, InviteSession]:
+    """alice INVITEs bob, bob rings: both sessions in the early state."""
     caller = alice.core.invite(bob.uri, StaticMedia(OFFER), net.now)
     alice.pump()
     net.step(0.1)
@@ -44,6 +45,11 @@ def _call(net: Net, alice: Node, bob: Node) -> tuple[InviteSession, InviteSessio
     callee.ring(net.now)
     bob.pump()
     net.step(0.1)
+    return caller, callee
+
+
+def _call(net: Net, alice: Node, bob: Node) -> tuple[InviteSession, InviteSession]:
+    caller, callee = _ringing(net, alice, bob)
     callee.answer(net.now)
     bob.pump()
     net.step(0.1)
@@ -146,13 +152,7 @@ def test_reinvite_glare_491_and_retry_after_random_wait() -> None:
 
 def test_cancel_before_answer() -> None:
     net, alice, bob = _pair()
-    caller = alice.core.invite(bob.uri, StaticMedia(OFFER), net.now)
-    alice.pump()
-    net.step(0.1)
-    callee = _incoming(bob)
-    callee.ring(net.now)
-    bob.pump()
-    net.step(0.1)
+    caller, callee = _ringing(net, alice, bob)
     caller.cancel(net.now)
     alice.pump()
     net.step(1)
@@ -182,13 +182,7 @@ def test_cancel_before_any_provisional_waits_for_one() -> None:
 
 def test_cancel_crossing_200_acks_then_byes() -> None:
     net, alice, bob = _pair()
-    caller = alice.core.invite(bob.uri, StaticMedia(OFFER), net.now)
-    alice.pump()
-    net.step(0.1)
-    callee = _incoming(bob)
-    callee.ring(net.now)
-    bob.pump()
-    net.step(0.1)
+    caller, callee = _ringing(net, alice, bob)
     # both act at the same instant: the 200 and the CANCEL cross on the wire
     callee.answer(net.now)
     caller.cancel(net.now)
@@ -385,13 +379,7 @@ def test_early_media_answer_in_183_repeated_in_200() -> None:
 
 def test_reason_header_on_cancel_and_bye() -> None:
     net, alice, bob = _pair()
-    caller = alice.core.invite(bob.uri, StaticMedia(OFFER), net.now)
-    alice.pump()
-    net.step(0.1)
-    callee = _incoming(bob)
-    callee.ring(net.now)
-    bob.pump()
-    net.step(0.1)
+    caller, callee = _ringing(net, alice, bob)
     caller.hangup(net.now, reason='SIP;cause=200;text="Call completed elsewhere"')
     alice.pump()
     net.step(0.5)

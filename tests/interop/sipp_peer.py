@@ -16,7 +16,6 @@ Everything is on 127.0.0.1 and bounded in time (``-timeout`` and a wait timeout)
 
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import time
@@ -32,7 +31,7 @@ from tests.interop.peerproc import (
     port_bound,
     wait_until,
 )
-from tests.interop.sipp import SIPP, SippResult
+from tests.interop.sipp import SIPP, SippResult, _last_stats
 
 __all__ = ["SCENARIOS", "SippServer", "run_sipp_client", "scenario_args"]
 
@@ -61,18 +60,8 @@ def _key_args(keys: Mapping[str, str]) -> list[str]:
     return args
 
 
-def _stats(path: Path) -> dict[str, str]:
-    if not path.exists():
-        return {}
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f, delimiter=";"))
-    if len(rows) < 2:
-        return {}
-    return dict(zip(rows[0], rows[-1], strict=False))
-
-
 def _result(returncode: int, stat_file: Path, output: str) -> SippResult:
-    stats = _stats(stat_file)
+    stats = _last_stats(stat_file)
     return SippResult(
         returncode,
         int(stats.get("SuccessfulCall(C)", "0") or 0),
