@@ -372,7 +372,7 @@ def test_early_media_answer_in_183_repeated_in_200() -> None:
     callee.answer(net.now)
     bob.pump()
     net.step(0.5)
-    ok = [m for m in bob.sent if isinstance(m, Response) and m.status == 200][0]
+    ok = next(m for m in bob.sent if isinstance(m, Response) and m.status == 200)
     assert ok.body == ANSWER  # the 2xx repeats the unreliable 18x's answer
     assert caller.state is CallState.CONFIRMED and callee.state is CallState.CONFIRMED
 
