@@ -112,3 +112,36 @@ async def test_register_refused_raises_request_failed(tmp_path: Path) -> None:
             with pytest.raises(RequestFailed) as failure:
                 await ua.register(kam.uri)
             assert failure.value.status == 403
+
+
+@pytest.mark.skipif(BARESIP is None, reason="baresip not installed (Debian: baresip-core)")
+def test_sipwire_call_answers_the_proxy_407(tmp_path: Path) -> None:
+    """kamailio challenges the INVITE (407); `sipwire call` retries with credentials."""
+    users = [SipUser("alice", "a-secret", auth_user="1001"), SipUser("bob", "b-secret")]
+    with (
+        Kamailio(tmp_path / "kam", users, realm=REALM, call_auth=True) as kam,
+        Baresip(
+            tmp_path / "bob",
+            user="bob",
+            registrar=kam.address,
+            password="b-secret",
+            auto_answer=True,
+        ) as bob,
+    ):
+        bob.wait_registered()
+        done = subprocess.run(
+            [
+                sys.executable, "-m", "sipwire.cli.main", "call", kam.aor("bob"),
+                "--from", kam.aor("alice"), "--user", "1001", "--password", "a-secret",
+                "--duration", "0.5", "--timeout", "10", "--trace",
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        assert "answered in" in done.stdout.decode()
+        trace = done.stderr.decode()
+        assert "SIP/2.0 407" in trace and "Proxy-Authorization: Digest" in trace
+        bob.wait_event("CALL_ESTABLISHED")
+        bob.wait_event("CALL_CLOSED")
