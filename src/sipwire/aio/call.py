@@ -47,6 +47,7 @@ class Call:
     # -- what it is --------------------------------------------------------------------------
     @property
     def state(self) -> CallState:
+        """Where the call is (a CallState)."""
         return self.session.state
 
     @property
@@ -56,6 +57,7 @@ class Call:
 
     @property
     def call_id(self) -> str:
+        """The Call-ID of the call."""
         return self.session.call_id
 
     @property
@@ -71,6 +73,7 @@ class Call:
 
     @property
     def ended(self) -> bool:
+        """True once the call is over."""
         return self.session.state is CallState.TERMINATED
 
     @property

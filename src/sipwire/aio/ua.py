@@ -70,9 +70,11 @@ class SecretIds:
     """Tags, Call-IDs and branches from ``secrets`` (at least 64 random bits each)."""
 
     def token(self) -> str:
+        """64 random bits as hex."""
         return secrets.token_hex(8)
 
     def random(self) -> float:
+        """A float in [0, 1) from the system's CSPRNG."""
         return secrets.randbits(53) / (1 << 53)
 
 
@@ -238,14 +240,17 @@ class UserAgent:
 
     # -- the transaction user (driven by the Endpoint) --------------------------------------
     def handle(self, event: Event, now: float) -> None:
+        """A transaction-layer event for the core (called by the Endpoint)."""
         assert self.core is not None
         self.core.handle(event, now)
         self._drain()
 
     def next_timer(self) -> float | None:
+        """The core's earliest deadline (called by the Endpoint)."""
         return self.core.next_timer() if self.core is not None else None
 
     def handle_timer(self, now: float) -> None:
+        """Fire the core's timers due at ``now`` (called by the Endpoint)."""
         assert self.core is not None
         self.core.handle_timer(now)
         self._drain()

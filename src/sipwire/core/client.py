@@ -48,9 +48,11 @@ CONTACT_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER", "UPDATE", "NOTIFY"}
 class ResponseSink(Protocol):
     """Who hears the responses of a ClientRequest."""
 
-    def on_provisional(self, request: ClientRequest, response: Response, now: float) -> None: ...
+    def on_provisional(self, request: ClientRequest, response: Response, now: float) -> None:
+        """A 1xx for ``request``."""
 
-    def on_final(self, request: ClientRequest, response: Response, now: float) -> None: ...
+    def on_final(self, request: ClientRequest, response: Response, now: float) -> None:
+        """The final response for ``request`` (after every retry)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,7 @@ class Listener:
 
     @property
     def hostport(self) -> str:
+        """``host:port`` for a Via sent-by or a Contact (IPv6 in brackets)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
@@ -92,10 +95,12 @@ class ClientRequest:
 
     @property
     def method(self) -> str:
+        """The request's method."""
         return self.request.method
 
     @property
     def done(self) -> bool:
+        """True once the final response is known."""
         return self.final is not None
 
 
@@ -121,6 +126,7 @@ class RequestSender:
         self.transports: tuple[str, ...] = ("udp", "tcp", "tls", "ws", "wss")
 
     def set_listeners(self, listeners: Mapping[str, Listener]) -> None:
+        """Where we receive, per transport."""
         self.listeners = dict(listeners)
 
     # -- starting ----------------------------------------------------------------------
@@ -255,6 +261,7 @@ class RequestSender:
         return self._by_transaction.get(id(event.transaction))
 
     def on_response(self, creq: ClientRequest, event: ResponseReceived, now: float) -> None:
+        """A response for ``creq``'s transaction: retry, or pass it to the sink."""
         response = event.response
         status = response.status
         if status < 200:

@@ -73,15 +73,19 @@ class InDialog(SessionTimer):
 
     # -- hooks the session implements -------------------------------------------------------
     def dialog_ended(self, status: int, reason: str, now: float) -> None:
+        """Hook: the dialog ended (BYE sent or received)."""
         raise NotImplementedError
 
     def ack_received(self, now: float) -> None:
+        """Hook: the ACK for our 2xx arrived."""
         raise NotImplementedError
 
     def answer(self, now: float, *, body: bytes | None = None) -> None:
+        """Hook: accept the call (see InviteSession.answer)."""
         raise NotImplementedError
 
     def reject(self, now: float, status: int = 486, reason: str | None = None) -> None:
+        """Hook: refuse the call (see InviteSession.reject)."""
         raise NotImplementedError
 
     # -- offer/answer -------------------------------------------------------------------------
@@ -96,21 +100,25 @@ class InDialog(SessionTimer):
         return self._oa == _REMOTE
 
     def make_offer(self, body: bytes | None = None) -> bytes:
+        """An offer (ours, or ``body``) that now waits for its answer."""
         offer = self.media.create_offer() if body is None else body
         self._oa = _LOCAL
         return offer
 
     def remote_offer(self, body: bytes) -> None:
+        """Remember the peer's offer until we answer it."""
         self._oa = _REMOTE
         self._remote_offer = body
 
     def give_answer(self, offer: bytes) -> bytes:
+        """Answer the peer's ``offer`` through the media; MediaError if unacceptable."""
         answer = self.media.receive_offer(offer)
         self._oa = _IDLE
         self.host.emit(MediaChanged(self))  # type: ignore[arg-type]
         return answer
 
     def take_answer(self, body: bytes, now: float) -> bool:
+        """The peer's answer to our offer; False if the media refused it."""
         try:
             self.media.receive_answer(body)
         except MediaError as exc:
@@ -134,9 +142,11 @@ class InDialog(SessionTimer):
 
     # -- headers ---------------------------------------------------------------------------
     def contact(self) -> str:
+        """Our Contact for the transport this call uses."""
         return self.host.sender.contact(self.host.config.contact_user, self.transport)
 
     def allow_headers(self) -> list[tuple[str, str]]:
+        """Allow and Supported headers for our requests and 2xx."""
         config = self.host.config
         return [("Allow", ", ".join(config.allow)), ("Supported", ", ".join(config.supported))]
 
@@ -144,6 +154,7 @@ class InDialog(SessionTimer):
     def send_ack(
         self, creq: ClientRequest, dialog: Dialog, answer: bytes, now: float, remember: bool = True
     ) -> None:
+        """ACK a 2xx (§13.2.2.4), carrying ``answer`` if the 2xx held an offer."""
         headers = [("Content-Type", self.media.content_type)] if answer else []
         ack = dialog.create_request("ACK", seq=creq.request.cseq.seq, headers=headers, body=answer)
         target = self.host.sender.send_ack(ack, dialog, creq.target)
@@ -151,11 +162,13 @@ class InDialog(SessionTimer):
             self._ack = (ack, target)
 
     def resend_ack(self, now: float) -> None:
+        """Send the last ACK again (a retransmitted 2xx arrived)."""
         if self._ack is not None:
             self.host.layer.send_ack(*self._ack)
 
     # -- UAS: 2xx until the ACK ----------------------------------------------------------------
     def send_2xx(self, tx: ServerTransaction, ok: Response, now: float) -> None:
+        """Send a 2xx to an INVITE and retransmit it until the ACK (§13.3.1.4)."""
         self.host.layer.respond(tx, ok, now)
         t1 = self.host.layer.config.t1
         self._ok, self._ok_tx = ok, tx
@@ -202,12 +215,14 @@ class InDialog(SessionTimer):
 
     # -- RFC 3262, UAS -------------------------------------------------------------------------
     def wants_reliable(self) -> bool:
+        """True when our 18x must be reliable (RFC 3262): the caller requires or supports 100rel."""
         request = self._initial()
         if "100rel" in request.require:
             return True
         return self.host.config.reliable_provisional and "100rel" in request.supported
 
     def reliable_unacked(self) -> bool:
+        """True while a reliable 18x waits for its PRACK."""
         return self._unacked is not None
 
     def send_reliable_provisional(self, response: Response, now: float) -> bool:
@@ -456,6 +471,7 @@ class InDialog(SessionTimer):
         """A provisional response to an in-dialog request: nothing to do."""
 
     def usage_final(self, creq: ClientRequest, response: Response, now: float) -> None:
+        """The final response to a request we sent inside the dialog."""
         status = response.status
         if creq is self._reinvite:
             if status == 491 and self._glare(creq, now):

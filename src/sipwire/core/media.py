@@ -72,27 +72,33 @@ class StaticMedia:
         self.offers_rejected = 0
 
     def create_offer(self) -> bytes:
+        """The fixed offer."""
         self.offers_made += 1
         return self.offer
 
     def receive_offer(self, body: bytes) -> bytes:
+        """Keep the offer; return the fixed answer."""
         if not body.strip():
             raise MediaError("empty offer")
         self.remote = body
         return self.answer
 
     def receive_answer(self, body: bytes) -> None:
+        """Keep the answer."""
         if not body.strip():
             raise MediaError("empty answer")
         self.remote = body
 
     def offer_rejected(self) -> None:
+        """Count the rejected offer."""
         self.offers_rejected += 1
 
     def hold(self) -> bytes:
+        """The fixed offer, marked on hold."""
         self.on_hold = True
         return self.create_offer()
 
     def resume(self) -> bytes:
+        """The fixed offer, marked off hold."""
         self.on_hold = False
         return self.create_offer()

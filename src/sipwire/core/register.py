@@ -111,9 +111,11 @@ class Registration:
 
     # -- responses ---------------------------------------------------------------------------
     def on_provisional(self, creq: ClientRequest, response: Response, now: float) -> None:
+        """A 1xx to our REGISTER: nothing to do."""
         pass
 
     def on_final(self, creq: ClientRequest, response: Response, now: float) -> None:
+        """The final response to our REGISTER: bindings, refresh, 423, failure."""
         if creq.final is not None and creq.final is not response:
             return
         self.cseq = max(self.cseq, creq.request.cseq.seq)

@@ -79,6 +79,7 @@ class SdpMedia:
 
     @property
     def on_hold(self) -> bool:
+        """True after hold() and before resume()."""
         return self.negotiator.on_hold
 
     @property
@@ -87,12 +88,14 @@ class SdpMedia:
         return self.negotiator.negotiated
 
     def create_offer(self) -> bytes:
+        """Our offer (or re-offer keeping the m-lines)."""
         try:
             return bytes(self.negotiator.create_offer())
         except OfferAnswerError as exc:
             raise MediaError(exc.reason, exc.status) from None
 
     def receive_offer(self, body: bytes) -> bytes:
+        """Answer the peer's offer; MediaError (488) when nothing is acceptable."""
         try:
             answer = self.negotiator.receive_offer(parse_sdp(body))
         except (SdpError, OfferAnswerError) as exc:
@@ -103,6 +106,7 @@ class SdpMedia:
         return bytes(answer)
 
     def receive_answer(self, body: bytes) -> None:
+        """Take the answer to our offer; MediaError (488) if it does not fit."""
         try:
             self.negotiator.receive_answer(parse_sdp(body))
         except (SdpError, OfferAnswerError) as exc:
@@ -115,12 +119,14 @@ class SdpMedia:
             self.negotiator.cancel_offer()
 
     def hold(self) -> bytes:
+        """A re-offer putting the peer on hold."""
         try:
             return bytes(self.negotiator.hold())
         except OfferAnswerError as exc:
             raise MediaError(exc.reason, exc.status) from None
 
     def resume(self) -> bytes:
+        """A re-offer taking the peer off hold."""
         try:
             return bytes(self.negotiator.resume())
         except OfferAnswerError as exc:

@@ -92,6 +92,7 @@ class InviteSession(InDialog):
 
     @property
     def call_id(self) -> str:
+        """The Call-ID of the call."""
         return self.request.call_id
 
     # ================================================================= UAC
@@ -142,6 +143,7 @@ class InviteSession(InDialog):
         self.host.layer.send_request(cancel, invite.target, now)
 
     def on_provisional(self, creq: ClientRequest, response: Response, now: float) -> None:
+        """A 1xx to our INVITE (or to another request of the call)."""
         if creq is not self.invite:
             self.usage_provisional(creq, response, now)
             return
@@ -170,6 +172,7 @@ class InviteSession(InDialog):
         self._set_state(CallState.EARLY, response, now)
 
     def on_final(self, creq: ClientRequest, response: Response, now: float) -> None:
+        """A final response to our INVITE (or to another request of the call)."""
         if creq is not self.invite:
             self.usage_final(creq, response, now)
             return

@@ -57,9 +57,11 @@ class SessionTimer:
 
     # -- hooks --------------------------------------------------------------------------------
     def refresh_session(self, now: float) -> None:
+        """Hook: send a session refresh."""
         raise NotImplementedError
 
     def session_expired(self, now: float) -> None:
+        """Hook: the session expired without a refresh."""
         raise NotImplementedError
 
     # -- the requests we send -------------------------------------------------------------------
@@ -151,6 +153,7 @@ class SessionTimer:
         self.refresh_session(now)
 
     def stop_session_timer(self) -> None:
+        """Cancel the refresh or expiry timer."""
         if self._st_timer is not None:
             self._st_timer.cancel()
             self._st_timer = None

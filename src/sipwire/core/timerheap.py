@@ -24,6 +24,7 @@ class TimerHandle:
         self.cancelled = False
 
     def cancel(self) -> None:
+        """Make sure the callback never runs."""
         self.cancelled = True
 
 
@@ -42,6 +43,7 @@ class TimerHeap:
         return handle
 
     def next_deadline(self) -> float | None:
+        """The earliest live deadline, or None."""
         heap = self._heap
         while heap and heap[0][2].cancelled:
             heapq.heappop(heap)

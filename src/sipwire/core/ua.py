@@ -114,6 +114,7 @@ class UserAgentCore:
 
     # -- SessionHost -------------------------------------------------------------------------------
     def emit(self, event: UAEvent) -> None:
+        """Queue an event for the application and tell the observers."""
         self._events.append(event)
         for observer in self.observers:
             observer(event)
@@ -129,14 +130,17 @@ class UserAgentCore:
         return owner
 
     def bind(self, dialog: Dialog, owner: InDialog) -> None:
+        """Route requests of ``dialog`` to ``owner``."""
         self._dialogs[dialog.id] = owner
 
     def unbind_dialog(self, dialog: Dialog) -> None:
+        """Stop routing requests of ``dialog``."""
         self._dialogs.pop(dialog.id, None)
 
     def dialog_usage(
         self, owner: InDialog, request: Request, transaction: ServerTransaction, now: float
     ) -> bool:
+        """Offer an in-dialog request to the other dialog usages; True when taken."""
         return any(handler(owner, request, transaction, now) for handler in self.dialog_usages)
 
     def _resolve(self, creq: ClientRequest, uri: SipUri) -> None:
@@ -251,9 +255,11 @@ class UserAgentCore:
 
     # ResponseSink for plain requests
     def on_provisional(self, creq: ClientRequest, response: Response, now: float) -> None:
+        """A 1xx to a plain request: nothing to report."""
         pass
 
     def on_final(self, creq: ClientRequest, response: Response, now: float) -> None:
+        """The final response to a plain request: RequestCompleted."""
         self.emit(RequestCompleted(creq, response))
 
     # -- transaction-layer events ---------------------------------------------------------------
@@ -390,19 +396,24 @@ class UserAgentCore:
 
     # -- time and events --------------------------------------------------------------
     def next_timer(self) -> float | None:
+        """The earliest deadline of every session, registration and subscription."""
         return self.timers.next_deadline()
 
     def handle_timer(self, now: float) -> None:
+        """Fire whatever is due at ``now``."""
         self.timers.fire(now)
 
     def next_event(self) -> UAEvent | None:
+        """The next event for the application, or None."""
         return self._events.popleft() if self._events else None
 
     def events(self) -> list[UAEvent]:
+        """Every queued event, oldest first."""
         out = list(self._events)
         self._events.clear()
         return out
 
     @property
     def sessions(self) -> list[InviteSession]:
+        """The INVITE sessions the core still knows."""
         return list(self._sessions.values())

@@ -59,6 +59,7 @@ class Dialog:
 
     @property
     def id(self) -> DialogId:
+        """(Call-ID, local tag, remote tag)."""
         return (self.call_id, self.local_tag, self.remote_tag)
 
     # -- creation -------------------------------------------------------------------

@@ -41,8 +41,10 @@ class CountingIds:
         self.randoms = list(randoms or [])
 
     def token(self) -> str:
+        """The next counter value with the prefix."""
         self.count += 1
         return f"{self.prefix}{self.count}"
 
     def random(self) -> float:
+        """The next queued value, else 0.5."""
         return self.randoms.pop(0) if self.randoms else 0.5
