@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -229,3 +230,33 @@ async def test_register_several_contacts_keepalive_and_qualify() -> None:
             await ua.unregister(registration)
     finally:
         transport.close()
+
+
+async def test_call_over_tls_with_sips_uris(tmp_path: Path) -> None:
+    from sipwire.aio.transport_base import TransportConfig
+    from tests.aio.certs import make_pki
+
+    pki = make_pki(tmp_path)
+    config = TransportConfig(
+        tls_server_context=pki.server_context(), tls_client_context=pki.client_context()
+    )
+    async with (
+        UserAgent("sips:alice@127.0.0.1", listen=["tls:127.0.0.1:0"], transport=config) as alice,
+        UserAgent("sips:bob@127.0.0.1", listen=["tls:127.0.0.1:0"], transport=config) as bob,
+    ):
+        answered: asyncio.Queue[Call] = asyncio.Queue()
+
+        @bob.on_call
+        async def pick_up(call: Call) -> None:
+            await call.answer()
+            await answered.put(call)
+
+        host, port = bob.contact_address
+        call = await alice.call(f"sips:bob@{host}:{port}", timeout=5)
+        theirs = await asyncio.wait_for(answered.get(), 5)
+        contact = call.session.dialog.remote_target if call.session.dialog else None
+        assert str(contact).startswith("sips:bob@127.0.0.1:")
+        assert theirs.request.via[0].transport == "TLS"
+        await theirs.hangup()  # BYE from bob to alice's sips: Contact
+        await call.wait_ended(5)
+        assert call.session.end_reason == "BYE received"

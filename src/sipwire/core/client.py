@@ -42,7 +42,6 @@ __all__ = ["ClientRequest", "Listener", "RequestSender", "ResponseSink"]
 log = logging.getLogger("sipwire.uac")
 
 MAX_AUTH_ATTEMPTS = 3
-CONTACT_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER", "UPDATE", "NOTIFY"})
 
 
 class ResponseSink(Protocol):
