@@ -20,6 +20,7 @@ before the application hears of it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
@@ -40,6 +41,7 @@ from sipwire.core.session import InviteSession
 from sipwire.core.timerheap import TimerHeap
 from sipwire.dialog.dialog import Dialog, DialogId
 from sipwire.dialog.ids import IdSource
+from sipwire.errors import ParseError
 from sipwire.message import Address, Request, Response, SipUri, Uri
 from sipwire.message.uri import to_uri
 from sipwire.message.validate import Policy, Role, check_request
@@ -264,16 +266,33 @@ class UserAgentCore:
 
     # -- transaction-layer events ---------------------------------------------------------------
     def handle(self, event: Event, now: float) -> None:
-        """Act on one TU event of the transaction layer."""
+        """Act on one TU event of the transaction layer.
+
+        A header that only turns out malformed when the core reads it (a
+        Contact, a RAck ...) gets the request a 400 with the parser's reason,
+        or the response dropped with a log line; it never escapes.
+        """
         if isinstance(event, ResponseReceived):
-            self._on_response(event, now)
+            try:
+                self._on_response(event, now)
+            except ParseError as exc:
+                log.info("dropped response %d: %s", event.response.status, exc.reason)
         elif isinstance(event, RequestReceived):
-            if event.transaction is None:
-                if event.request.method == "ACK":
-                    self._on_ack(event.request, now)
-                return
-            if isinstance(event.transaction, ServerTransaction):
-                self._on_request(event.request, event.transaction, now)
+            request, tx = event.request, event.transaction
+            try:
+                if tx is None:
+                    if request.method == "ACK":
+                        self._on_ack(request, now)
+                    return
+                if isinstance(tx, ServerTransaction):
+                    self._on_request(request, tx, now)
+            except ParseError as exc:
+                log.info("malformed %s: %s", request.method, exc.reason)
+                last = tx.last_response if isinstance(tx, ServerTransaction) else None
+                if isinstance(tx, ServerTransaction) and (last is None or last.status < 200):
+                    with contextlib.suppress(ParseError):
+                        reply = request.reply(exc.status, exc.reason, to_tag=self.ids.token())
+                        self.layer.respond(tx, reply, now)
         elif isinstance(event, TransactionTerminated):
             self.sender.forget(event.transaction)
             self._servers.pop(id(event.transaction), None)
