@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from sipwire.aio.call import Call
 from sipwire.aio.dns import Resolver
 from sipwire.aio.endpoint import Endpoint
+from sipwire.aio.ids import SecretIds
+from sipwire.aio.listen import parse_listen
 from sipwire.aio.transport_base import TransportConfig, TransportError
 from sipwire.auth.digest import DigestAccount, DigestClient
 from sipwire.core import refer, subscription
@@ -59,37 +60,11 @@ from sipwire.errors import LocalProtocolError, RequestFailed
 from sipwire.message import Address, Request, Response, SipUri
 from sipwire.transaction.events import Event
 
-__all__ = ["SecretIds", "UserAgent"]
+__all__ = ["UserAgent"]
 
 log = logging.getLogger("sipwire.ua")
 
 MAX_QUEUE = 1000
-
-
-class SecretIds:
-    """Tags, Call-IDs and branches from ``secrets`` (at least 64 random bits each)."""
-
-    def token(self) -> str:
-        """64 random bits as hex."""
-        return secrets.token_hex(8)
-
-    def random(self) -> float:
-        """A float in [0, 1) from the system's CSPRNG."""
-        return secrets.randbits(53) / (1 << 53)
-
-
-def parse_listen(text: str) -> tuple[str, str, int]:
-    """``udp:127.0.0.1:5060`` or ``tcp:[::1]:0`` → (transport, host, port)."""
-    transport, sep, rest = text.partition(":")
-    if not sep:
-        raise ValueError(f"expected TRANSPORT:HOST:PORT, got {text!r}")
-    if rest.startswith("["):
-        host, _, port = rest[1:].partition("]:")
-    else:
-        host, _, port = rest.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"expected TRANSPORT:HOST:PORT, got {text!r}")
-    return transport.lower(), host, int(port)
 
 
 class UserAgent:
@@ -127,6 +102,7 @@ class UserAgent:
             raise ValueError(f"the AOR must be a sip: or sips: URI: {aor!r}")
         self.aor = address
         self.listen_specs = [parse_listen(item) for item in listen]
+        """Where the agent listens (port 0: a free one, see ``listeners`` once started)."""
         self._accounts: list[DigestAccount] = []
         if password is not None:
             auth_user = username or address.uri.user or ""
@@ -197,9 +173,10 @@ class UserAgent:
         endpoint.tu = self
         self.resolver = Resolver()
         try:
-            for transport, host, port in self.listen_specs:
-                bound_host, bound_port = await endpoint.listen(transport, host, port)
-                self.listeners.setdefault(transport, Listener(transport, bound_host, bound_port))
+            for spec in self.listen_specs:
+                bound_host, bound_port = await endpoint.listen(spec.transport, spec.host, spec.port)
+                listener = Listener(spec.transport, bound_host, bound_port)
+                self.listeners.setdefault(spec.transport, listener)
         except BaseException:
             await endpoint.close()
             raise
