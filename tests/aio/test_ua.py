@@ -260,3 +260,32 @@ async def test_call_over_tls_with_sips_uris(tmp_path: Path) -> None:
         await theirs.hangup()  # BYE from bob to alice's sips: Contact
         await call.wait_ended(5)
         assert call.session.end_reason == "BYE received"
+
+
+@pytest.mark.parametrize(
+    ("transport", "host"),
+    [("udp", "::1"), ("tcp", "127.0.0.1"), ("tcp", "::1"), ("ws", "127.0.0.1")],
+)
+async def test_call_and_bye_over_each_transport(transport: str, host: str) -> None:
+    shown = f"[{host}]" if ":" in host else host
+    listen = [f"{transport}:{shown}:0"]
+    async with (
+        UserAgent(f"sip:alice@{shown}", listen=listen) as alice,
+        UserAgent(f"sip:bob@{shown}", listen=listen) as bob,
+    ):
+        answered: asyncio.Queue[Call] = asyncio.Queue()
+
+        @bob.on_call
+        async def pick_up(call: Call) -> None:
+            await call.answer()
+            await answered.put(call)
+
+        bound, port = bob.contact_address
+        target = f"sip:bob@{shown}:{port};transport={transport}"
+        call = await alice.call(target, timeout=5)
+        theirs = await asyncio.wait_for(answered.get(), 5)
+        assert theirs.request.via[0].transport == transport.upper()
+        assert bound == host
+        await theirs.hangup()  # the BYE goes the other way, to alice's Contact
+        await call.wait_ended(5)
+        assert call.session.end_reason == "BYE received"
