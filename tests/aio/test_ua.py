@@ -289,3 +289,24 @@ async def test_call_and_bye_over_each_transport(transport: str, host: str) -> No
         await theirs.hangup()  # the BYE goes the other way, to alice's Contact
         await call.wait_ended(5)
         assert call.session.end_reason == "BYE received"
+
+
+async def test_unclaimed_incoming_call_gets_480_and_claimed_one_is_answered() -> None:
+    async with (
+        UserAgent("sip:alice@127.0.0.1", listen=["udp:127.0.0.1:0"]) as alice,
+        UserAgent("sip:bob@127.0.0.1", listen=["udp:127.0.0.1:0"]) as bob,
+    ):
+        bob.unclaimed_timeout = 0.2
+        with pytest.raises(RequestFailed) as failure:
+            await alice.call(_uri(bob, "bob"), timeout=5)  # nobody reads bob.incoming()
+        assert failure.value.status == 480
+
+        async def take_one() -> None:
+            async for call in bob.incoming():
+                await call.answer()
+                return
+
+        taker = asyncio.ensure_future(take_one())
+        call = await alice.call(_uri(bob, "bob"), timeout=5)
+        await taker
+        assert call.state is CallState.CONFIRMED

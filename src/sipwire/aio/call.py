@@ -41,6 +41,8 @@ class Call:
         self._events: asyncio.Queue[CallEvent] = asyncio.Queue(MAX_EVENTS)
         self.info: list[Request] = []
         """INFO and MESSAGE requests received inside the call."""
+        self.claimed = False
+        """The application took this call from ``UserAgent.incoming()``."""
         self.transfer_events: list[object] = []
         """TransferRequested, TransferProgress and CallReplaced events of this call."""
 

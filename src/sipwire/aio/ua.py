@@ -132,6 +132,9 @@ class UserAgent:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._rtp_port = self.media_config.rtp_port_min
         self._auto_answer: float | None = None
+        self.unclaimed_timeout = 60.0
+        """Seconds an incoming call may wait in ``incoming()`` before it is refused with 480
+        (with no ``on_call`` handler and nobody iterating ``incoming()``)."""
         self.subscriptions: subscription.Subscriptions | None = None
         """SUBSCRIBE/NOTIFY (RFC 6665) of this agent, once started."""
         self.transfers: refer.Transfers | None = None
@@ -377,6 +380,14 @@ class UserAgent:
             event.session.reject(self._now(), 486, "Busy Here")
         else:
             self._incoming.put_nowait(call)
+            loop = asyncio.get_running_loop()
+            loop.call_later(self.unclaimed_timeout, self._unclaimed, call)
+
+    def _unclaimed(self, call: Call) -> None:
+        """Nobody took the call from ``incoming()`` in time: 480 (RFC 3261 §21.4.18)."""
+        if not call.claimed and call.state in (CallState.INCOMING, CallState.EARLY):
+            call.session.reject(self._now(), 480, "Temporarily Unavailable")
+            self._flush()
 
     async def _run_handler(self, call: Call) -> None:
         assert self._call_handler is not None
@@ -397,7 +408,11 @@ class UserAgent:
     async def incoming(self) -> AsyncIterator[Call]:
         """Incoming calls, as they arrive (ringing is up to you: ``call.ring()``)."""
         while True:
-            yield await self._incoming.get()
+            call = await self._incoming.get()
+            if call.ended:
+                continue  # cancelled, or refused as unclaimed, while it waited
+            call.claimed = True
+            yield call
 
     async def call(
         self,
