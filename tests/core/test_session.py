@@ -391,3 +391,32 @@ def test_reason_header_on_cancel_and_bye() -> None:
     net.step(0.5)
     assert caller.state is CallState.TERMINATED
     assert [(r.protocol, r.cause) for r in caller.remote_reasons] == [("Q.850", 16)]
+
+
+def test_session_refresh_with_reinvite_when_update_not_allowed() -> None:
+    from sipwire.core.config import ALLOW
+
+    net = Net()
+    no_update = tuple(m for m in ALLOW if m != "UPDATE")
+    alice = net.add("alice", 5060, session_expires=100, min_se=90)
+    bob = net.add("bob", 5070, session_expires=100, min_se=90, allow=no_update)
+    caller, callee = _call(net, alice, bob)
+    assert caller.we_refresh and "UPDATE" not in caller.peer_allow
+    net.step(51)  # refresh at interval / 2 with a re-INVITE carrying the same offer
+    invites = [m for m in alice.sent if isinstance(m, Request) and m.method == "INVITE"]
+    assert len(invites) == 2 and invites[1].to.tag is not None
+    assert invites[1].headers.get("Session-Expires") == "100;refresher=uac"
+    assert alice.sent_methods().count("ACK") == 2
+    assert callee.state is CallState.CONFIRMED and caller.state is CallState.CONFIRMED
+
+
+def test_481_to_reinvite_ends_the_call() -> None:
+    net, alice, bob = _pair()
+    caller, callee = _call(net, alice, bob)
+    assert callee.dialog is not None
+    bob.core.unbind_dialog(callee.dialog)  # bob forgets the dialog: he will answer 481
+    caller.reinvite(net.now)
+    alice.pump()
+    net.step(1)
+    assert "481" in bob.sent_methods()
+    assert caller.state is CallState.TERMINATED and caller.end_status == 481
