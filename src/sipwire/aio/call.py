@@ -64,9 +64,10 @@ class Call:
 
     @property
     def remote(self) -> Address:
-        """The other party: To of our INVITE, or From of theirs."""
+        """The other party: To of our INVITE, or From of theirs (without the tag)."""
         request = self.session.request
-        return request.to if self.session.is_uac else request.from_
+        party = request.to if self.session.is_uac else request.from_
+        return Address(party.uri, party.display_name)
 
     @property
     def request(self) -> Request:
