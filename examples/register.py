@@ -1,6 +1,9 @@
 """Register at a PBX or registrar (auth name may differ from the extension), then wait.
 
 python examples/register.py sip:alice@pbx.example.com --user 1001 --password SECRET
+
+The agent listens on every interface; Via and Contact carry the address of the
+default route.
 """
 
 from __future__ import annotations

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
 from sipwire.transport.address import TRANSPORTS
 
-__all__ = ["ListenSpec", "parse_listen"]
+__all__ = ["ListenSpec", "advertised_host", "local_address_for", "parse_listen"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,3 +41,34 @@ def parse_listen(text: str) -> ListenSpec:
     if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"malformed listen address: {text!r}")
     return ListenSpec(transport, host, int(port_text))
+
+
+WILDCARDS = frozenset({"0.0.0.0", "::"})
+
+
+def local_address_for(host: str) -> str:
+    """The local IP address the system would use to reach ``host``.
+
+    A UDP socket is "connected" to ``host``: that picks a route and a source
+    address, and sends nothing.
+    """
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((host, 9))
+            return str(probe.getsockname()[0])
+    except OSError:
+        return "::1" if family == socket.AF_INET6 else "127.0.0.1"
+
+
+def advertised_host(bound: str) -> str:
+    """What to put in Via and Contact for a listener bound to ``bound``.
+
+    A wildcard (``0.0.0.0``, ``::``) is no address a peer can send to: the
+    address of the default route is used instead (TEST-NET destinations are
+    only looked up in the routing table, never contacted).
+    """
+    if bound not in WILDCARDS:
+        return bound
+    return local_address_for("2001:db8::1" if bound == "::" else "192.0.2.1")

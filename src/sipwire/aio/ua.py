@@ -28,7 +28,7 @@ from sipwire.aio.call import Call
 from sipwire.aio.dns import Resolver
 from sipwire.aio.endpoint import Endpoint
 from sipwire.aio.ids import SecretIds
-from sipwire.aio.listen import parse_listen
+from sipwire.aio.listen import advertised_host, parse_listen
 from sipwire.aio.transport_base import TransportConfig, TransportError
 from sipwire.auth.digest import DigestAccount, DigestClient
 from sipwire.core import refer, subscription
@@ -178,7 +178,7 @@ class UserAgent:
         try:
             for spec in self.listen_specs:
                 bound_host, bound_port = await endpoint.listen(spec.transport, spec.host, spec.port)
-                listener = Listener(spec.transport, bound_host, bound_port)
+                listener = Listener(spec.transport, advertised_host(bound_host), bound_port)
                 self.listeners.setdefault(spec.transport, listener)
         except BaseException:
             await endpoint.close()

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
+from sipwire.aio.listen import local_address_for
 from sipwire.aio.ua import UserAgent
 from sipwire.errors import RequestFailed, SipError
 from sipwire.message import Address, SipUri, parse_uri
@@ -87,18 +88,6 @@ def _common(kwargs: dict[str, Any]) -> Common:
         trace=kwargs.pop("trace"),
         timeout=kwargs.pop("timeout"),
     )
-
-
-def local_address_for(host: str) -> str:
-    """The local IP address the system would use to reach ``host`` (no packet is sent)."""
-    host = host.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            probe.connect((host, 9))
-            return str(probe.getsockname()[0])
-    except OSError:
-        return "::1" if family == socket.AF_INET6 else "127.0.0.1"
 
 
 def _host_of(uri_text: str) -> str:
