@@ -22,6 +22,7 @@ __all__ = ["Call", "CallEvent"]
 
 CallEvent = CallStateChanged | MediaChanged | InDialogRequest
 MAX_EVENTS = 256
+_DTMF = frozenset("0123456789*#ABCD")
 
 
 class Call:
@@ -196,6 +197,18 @@ class Call:
             "INFO", self.ua._now(), body=data, content_type=content_type
         )
         return await self._wait(creq)
+
+    async def send_dtmf(self, digits: str, duration: int = 160) -> None:
+        """Send DTMF digits as INFO ``application/dtmf-relay``, one request per digit.
+
+        ``digits`` may hold 0-9, *, # and A-D; ``duration`` is in milliseconds.
+        (RFC 4733 telephone-events go with the media, not with SIP.)
+        """
+        for digit in digits:
+            if digit.upper() not in _DTMF:
+                raise ValueError(f"not a DTMF digit: {digit!r}")
+            body = f"Signal={digit.upper()}\r\nDuration={duration}\r\n"
+            await self.send_info(body, "application/dtmf-relay")
 
     async def send_message(self, text: str, content_type: str = "text/plain") -> Response:
         """Send a MESSAGE inside the call's dialog."""

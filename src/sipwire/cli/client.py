@@ -200,19 +200,33 @@ async def _timed(coro: Coroutine[Any, Any, T], timeout: float) -> T:
         raise click.ClickException(f"no answer within {timeout} s") from None
 
 
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip():
+        raise click.BadParameter(f"expected NAME: VALUE, got {text!r}")
+    return name.strip(), value.strip()
+
+
 @click.command()
 @click.argument("target")
 @click.option("--duration", type=float, default=0.0, show_default=True, help="Seconds to talk.")
+@click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra header.")
+@click.option("--dtmf", metavar="DIGITS", help="Send these digits (INFO) once answered.")
 @_options
-def call(target: str, duration: float, **kwargs: Any) -> None:
+def call(
+    target: str, duration: float, headers: tuple[str, ...], dtmf: str | None, **kwargs: Any
+) -> None:
     """Call TARGET, stay DURATION seconds, hang up."""
     common = _common(kwargs)
     target = _target(target)
+    extra = [_header(h) for h in headers]
 
     async def run() -> str:
         async with _user_agent(common, target) as ua:
             started = time.monotonic()
-            placed = await ua.call(target, timeout=common.timeout)
+            placed = await ua.call(target, timeout=common.timeout, headers=extra)
+            if dtmf:
+                await placed.send_dtmf(dtmf)
             answered = (time.monotonic() - started) * 1000
             ended_by_peer = False
             with contextlib.suppress(TimeoutError):
