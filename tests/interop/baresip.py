@@ -62,6 +62,7 @@ from tests.interop.peerproc import (
     PeerProcessError,
     ephemeral_port_range,
     pick_port,
+    start_retrying,
     wait_until,
 )
 
@@ -306,21 +307,25 @@ class Baresip:
             raise PeerProcessError("baresip is not installed (Debian: baresip-core)")
         if self._proc is not None:
             raise BaresipError("already started")
-        deadline = time.monotonic() + timeout
-        for attempt in range(3):
-            try:
-                self._start_once(deadline)
-                return
-            except PeerProcessError:
-                in_use = ADDRESS_IN_USE.search(self.output()) is not None
-                self.stop()
-                self._proc = None
-                if not (in_use and self._pick_ports and attempt < 2):
-                    raise
-                self.port, self.ctrl_port = pick_port(), pick_port()
-            except BaseException:
-                self.stop()
-                raise
+
+        def reset() -> None:
+            self.stop()
+            self._proc = None
+
+        def repick() -> None:
+            self.port, self.ctrl_port = pick_port(), pick_port()
+
+        try:
+            start_retrying(
+                self._start_once,
+                timeout=timeout,
+                output=self.output,
+                reset=reset,
+                repick=repick if self._pick_ports else None,
+            )
+        except BaseException:
+            self.stop()
+            raise
 
     def _start_once(self, deadline: float) -> None:
         with self._cond:

@@ -35,10 +35,10 @@ from pathlib import Path
 from types import TracebackType
 
 from tests.interop.peerproc import (
-    ADDRESS_IN_USE,
     PeerProcess,
     PeerProcessError,
     pick_port,
+    start_retrying,
     wait_until,
 )
 
@@ -179,25 +179,29 @@ class Kamailio:
             raise PeerProcessError("kamailio is not installed (Debian: kamailio)")
         if self._proc is not None:
             raise PeerProcessError("already started")
-        deadline = time.monotonic() + timeout
-        for attempt in range(3):
-            try:
-                self._start_once(deadline)
-                return
-            except PeerProcessError:
-                in_use = ADDRESS_IN_USE.search(self.output()) is not None
-                self.stop()
-                self._proc = None
-                if not (in_use and self._pick_port and attempt < 2):
-                    raise
-                self.port = pick_port()
-            except TimeoutError as exc:
-                tail = self._proc.tail() if self._proc is not None else ""
-                self.stop()
-                raise TimeoutError(f"{exc}; kamailio's log ends with:\n{tail}") from None
-            except BaseException:
-                self.stop()
-                raise
+
+        def reset() -> None:
+            self.stop()
+            self._proc = None
+
+        def repick() -> None:
+            self.port = pick_port()
+
+        try:
+            start_retrying(
+                self._start_once,
+                timeout=timeout,
+                output=self.output,
+                reset=reset,
+                repick=repick if self._pick_port else None,
+            )
+        except TimeoutError as exc:
+            tail = self._proc.tail() if self._proc is not None else ""
+            self.stop()
+            raise TimeoutError(f"{exc}; kamailio's log ends with:\n{tail}") from None
+        except BaseException:
+            self.stop()
+            raise
 
     def _start_once(self, deadline: float) -> None:
         assert KAMAILIO is not None

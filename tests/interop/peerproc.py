@@ -139,6 +139,31 @@ def wait_until(
         time.sleep(interval)
 
 
+def start_retrying(
+    start_once: Callable[[float], None],
+    *,
+    timeout: float,
+    output: Callable[[], str],
+    reset: Callable[[], None],
+    repick: Callable[[], None] | None,
+    attempts: int = 3,
+) -> None:
+    """Run ``start_once(deadline)``; when it fails because a port was taken before the
+    peer bound it ("Address already in use" in ``output()``), ``reset()``, ``repick()``
+    new ports and try again. ``repick`` None: the ports were given, so no retry."""
+    deadline = time.monotonic() + timeout
+    for attempt in range(attempts):
+        try:
+            start_once(deadline)
+            return
+        except PeerProcessError:
+            in_use = ADDRESS_IN_USE.search(output()) is not None
+            reset()
+            if not (in_use and repick is not None and attempt < attempts - 1):
+                raise
+            repick()
+
+
 class PeerProcess:
     """One child process, its output in ``log_path``, stopped by its PID."""
 

@@ -29,6 +29,7 @@ from tests.interop.peerproc import (
     PeerProcessError,
     pick_port,
     port_bound,
+    start_retrying,
     wait_until,
 )
 from tests.interop.sipp import SIPP, SippResult, _last_stats
@@ -213,22 +214,29 @@ class SippServer:
         """
         if SIPP is None:
             raise PeerProcessError("sipp is not installed (Debian: sip-tester)")
-        deadline = time.monotonic() + timeout
-        for attempt in range(3):
-            try:
-                self._start_once(deadline)
-                return
-            except PeerProcessError:
-                assert self._proc is not None
-                in_use = ADDRESS_IN_USE.search(self._proc.output()) is not None
+
+        def output() -> str:
+            return self._proc.output() if self._proc is not None else ""
+
+        def reset() -> None:
+            if self._proc is not None:
                 self._proc.stop()
-                self._proc = None
-                if not (in_use and self._pick_port and attempt < 2):
-                    raise
-                self.port = pick_port()
-            except BaseException:
-                self.stop()
-                raise
+            self._proc = None
+
+        def repick() -> None:
+            self.port = pick_port()
+
+        try:
+            start_retrying(
+                self._start_once,
+                timeout=timeout,
+                output=output,
+                reset=reset,
+                repick=repick if self._pick_port else None,
+            )
+        except BaseException:
+            self.stop()
+            raise
 
     def _start_once(self, deadline: float) -> None:
         assert SIPP is not None
