@@ -55,6 +55,19 @@ class Cnonces:
         return value
 
 
+def bob_response(**params: object) -> str:
+    """digest_response() for bob's REGISTER to sip:biloxi.com with ``params`` on top."""
+    fields: dict[str, object] = {
+        "username": "bob",
+        "realm": REGISTRAR,
+        "password": PASSWORD,
+        "method": "REGISTER",
+        "uri": "sip:biloxi.com",
+    }
+    fields.update(params)
+    return digest_response(**fields)  # type: ignore[arg-type]
+
+
 def register(uri: str = "sip:biloxi.com", body: bytes = b"") -> Request:
     return Request(
         "REGISTER",
@@ -254,13 +267,8 @@ def test_register_answered_with_authorization() -> None:
     assert retry is not None
     assert "Authorization" not in request.headers  # the original is left alone
     assert retry.headers.get_all("Proxy-Authorization") == []
-    expected = digest_response(
+    expected = bob_response(
         algorithm="MD5",
-        username="bob",
-        realm=REGISTRAR,
-        password=PASSWORD,
-        method="REGISTER",
-        uri="sip:biloxi.com",
         nonce="N1",
         nc=1,
         cnonce="cn1",
@@ -354,13 +362,8 @@ def test_no_qop_gives_rfc2069_answer() -> None:
         "response",
         "algorithm",
     }
-    assert credentials.params["response"] == digest_response(
+    assert credentials.params["response"] == bob_response(
         algorithm="MD5",
-        username="bob",
-        realm=REGISTRAR,
-        password=PASSWORD,
-        method="REGISTER",
-        uri="sip:biloxi.com",
         nonce="N",
         nc=None,
         cnonce=None,
@@ -402,26 +405,16 @@ def test_auth_int_hashes_the_body() -> None:
     assert retry is not None
     credentials = only(retry.authorization)
     assert credentials.params["qop"] == "auth-int"
-    assert credentials.params["response"] == digest_response(
+    assert credentials.params["response"] == bob_response(
         algorithm="MD5",
-        username="bob",
-        realm=REGISTRAR,
-        password=PASSWORD,
-        method="REGISTER",
-        uri="sip:biloxi.com",
         nonce="n",
         nc=1,
         cnonce="cn1",
         qop="auth-int",
         body=body,
     )
-    assert credentials.params["response"] != digest_response(
+    assert credentials.params["response"] != bob_response(
         algorithm="MD5",
-        username="bob",
-        realm=REGISTRAR,
-        password=PASSWORD,
-        method="REGISTER",
-        uri="sip:biloxi.com",
         nonce="n",
         nc=1,
         cnonce="cn1",
@@ -440,13 +433,8 @@ def test_sha512_256_round_trip() -> None:
     assert retry is not None
     credentials = only(retry.authorization)
     assert credentials.params["algorithm"] == "SHA-512-256"
-    assert credentials.params["response"] == digest_response(
+    assert credentials.params["response"] == bob_response(
         algorithm="SHA-512-256",
-        username="bob",
-        realm=REGISTRAR,
-        password=PASSWORD,
-        method="REGISTER",
-        uri="sip:biloxi.com",
         nonce="N512",
         nc=1,
         cnonce="cn1",
@@ -477,13 +465,8 @@ def test_sess_round_trip_keeps_the_session_cnonce(algorithm: str) -> None:
     assert cnonces.issued == ["cn1"]
     # The session key depends on the cnonce: the plain algorithm gives another answer.
     plain = algorithm.removesuffix("-sess")
-    assert first.params["response"] != digest_response(
+    assert first.params["response"] != bob_response(
         algorithm=plain,
-        username="bob",
-        realm=REGISTRAR,
-        password=PASSWORD,
-        method="REGISTER",
-        uri="sip:biloxi.com",
         nonce="S1",
         nc=1,
         cnonce="cn1",
