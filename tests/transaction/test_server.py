@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sipwire.errors import LocalProtocolError
+from sipwire.message import Request
 from sipwire.transaction.base import State
 from sipwire.transaction.events import (
     RequestReceived,
@@ -27,7 +28,20 @@ def _receive(
     (event,) = layer.events()
     assert isinstance(event, RequestReceived) and event.transaction is not None
     assert isinstance(event.transaction, ServerTransaction)
+    _REQUESTS.clear()
+    _REQUESTS[id(event.transaction)] = event.transaction.request
     return layer, clock, event.transaction
+
+
+def _req(tx: ServerTransaction) -> Request:
+    """The request a server transaction was made for (kept by the test: the
+    transaction lets go of it once its final response is out)."""
+    request = tx.request or _REQUESTS.get(id(tx))
+    assert request is not None
+    return request
+
+
+_REQUESTS: dict[int, Request | None] = {}
 
 
 def _sent(clock: Clock) -> list[tuple[float, int]]:
@@ -48,7 +62,7 @@ def test_ist_sends_100_trying_after_200_ms_without_tu_answer() -> None:
 
 def test_ist_no_100_when_tu_answers_in_time() -> None:
     layer, clock, tx = _receive("INVITE")
-    layer.respond(tx, tx.request.reply(180, to_tag="a"), 0.05)
+    layer.respond(tx, _req(tx).reply(180, to_tag="a"), 0.05)
     clock.drain()
     clock.advance_to(5.0)
     assert _sent(clock) == [(0.0, 180)]
@@ -56,7 +70,7 @@ def test_ist_no_100_when_tu_answers_in_time() -> None:
 
 def test_ist_retransmitted_invite_gets_last_provisional() -> None:
     layer, clock, tx = _receive("INVITE")
-    layer.respond(tx, tx.request.reply(180, to_tag="a"), 0.0)
+    layer.respond(tx, _req(tx).reply(180, to_tag="a"), 0.0)
     layer.receive(make_request("INVITE"), UDP_SOURCE, 1.0)
     clock.drain()
     assert [s for _, s in _sent(clock)] == [180, 180]
@@ -68,7 +82,7 @@ def test_ist_retransmitted_invite_gets_last_provisional() -> None:
 
 def test_ist_final_non_2xx_timer_g_doubles_to_t2_until_timer_h() -> None:
     layer, clock, tx = _receive("INVITE")
-    layer.respond(tx, tx.request.reply(486, to_tag="a"), 0.0)
+    layer.respond(tx, _req(tx).reply(486, to_tag="a"), 0.0)
     clock.drain()
     assert tx.state is State.COMPLETED
     clock.run_until_idle()
@@ -82,7 +96,7 @@ def test_ist_final_non_2xx_timer_g_doubles_to_t2_until_timer_h() -> None:
 
 def test_ist_ack_confirms_then_timer_i() -> None:
     layer, clock, tx = _receive("INVITE")
-    layer.respond(tx, tx.request.reply(603, to_tag="a"), 0.0)
+    layer.respond(tx, _req(tx).reply(603, to_tag="a"), 0.0)
     clock.drain()
     clock.advance_to(1.0)  # one retransmission at 0.5
     ack = make_request("ACK", to_tag="a")
@@ -100,7 +114,7 @@ def test_ist_ack_confirms_then_timer_i() -> None:
 
 def test_ist_retransmitted_invite_in_completed_repeats_final() -> None:
     layer, clock, tx = _receive("INVITE")
-    layer.respond(tx, tx.request.reply(404, to_tag="a"), 0.0)
+    layer.respond(tx, _req(tx).reply(404, to_tag="a"), 0.0)
     layer.receive(make_request("INVITE"), UDP_SOURCE, 0.1)
     clock.drain()
     assert _sent(clock) == [(0.0, 404), (0.0, 404)]
@@ -108,7 +122,7 @@ def test_ist_retransmitted_invite_in_completed_repeats_final() -> None:
 
 def test_ist_over_tcp_no_timer_g_and_i_zero() -> None:
     layer, _clock, tx = _receive("INVITE", TCP_SOURCE)
-    layer.respond(tx, tx.request.reply(486, to_tag="a"), 0.0)
+    layer.respond(tx, _req(tx).reply(486, to_tag="a"), 0.0)
     assert tx.timer_deadline(Timer.G) is None and tx.timer_deadline(Timer.H) == 32.0
     layer.receive(make_request("ACK", to_tag="a"), TCP_SOURCE, 0.3)
     assert tx.state is State.TERMINATED
@@ -116,7 +130,7 @@ def test_ist_over_tcp_no_timer_g_and_i_zero() -> None:
 
 def test_ist_2xx_accepted_absorbs_invites_passes_acks_until_timer_l() -> None:
     layer, clock, tx = _receive("INVITE")
-    ok = tx.request.reply(200, to_tag="a")
+    ok = _req(tx).reply(200, to_tag="a")
     layer.respond(tx, ok, 0.0)
     assert tx.state is State.ACCEPTED and tx.timer_deadline(Timer.L) == 32.0
     layer.respond(tx, ok, 0.5)  # the TU's 2xx retransmission (§13.3.1.4) goes out
@@ -128,14 +142,14 @@ def test_ist_2xx_accepted_absorbs_invites_passes_acks_until_timer_l() -> None:
     (ack_event,) = [e for _, e in clock.log if isinstance(e, RequestReceived)]
     assert ack_event.request.method == "ACK" and ack_event.transaction is None
     with pytest.raises(LocalProtocolError):
-        layer.respond(tx, tx.request.reply(486), 1.0)
+        layer.respond(tx, _req(tx).reply(486), 1.0)
     clock.run_until_idle()
     assert [t for t, e in clock.log if isinstance(e, TransactionTerminated)] == [32.0]
 
 
 def test_ist_transport_error() -> None:
     layer, clock, tx = _receive("INVITE")
-    layer.respond(tx, tx.request.reply(500), 0.0)
+    layer.respond(tx, _req(tx).reply(500), 0.0)
     layer.transport_error(tx, 0.0)
     kinds = [type(e) for e in clock.drain()]
     assert kinds == [SendResponse, TransactionTimedOut, TransactionTerminated]
@@ -149,7 +163,7 @@ def test_nist_trying_absorbs_then_repeats_final_until_timer_j() -> None:
     assert tx.state is State.TRYING
     layer.receive(make_request("OPTIONS"), UDP_SOURCE, 0.5)
     assert clock.drain() == []  # Trying absorbs
-    layer.respond(tx, tx.request.reply(200), 1.0)
+    layer.respond(tx, _req(tx).reply(200), 1.0)
     layer.receive(make_request("OPTIONS"), UDP_SOURCE, 2.0)
     clock.drain()
     assert _sent(clock) == [(0.0, 200), (0.0, 200)]
@@ -160,7 +174,7 @@ def test_nist_trying_absorbs_then_repeats_final_until_timer_j() -> None:
 
 def test_nist_proceeding_repeats_provisional() -> None:
     layer, clock, tx = _receive("REGISTER")
-    layer.respond(tx, tx.request.reply(100), 0.0)
+    layer.respond(tx, _req(tx).reply(100), 0.0)
     assert tx.state is State.PROCEEDING
     layer.receive(make_request("REGISTER"), UDP_SOURCE, 0.5)
     clock.drain()
@@ -169,21 +183,21 @@ def test_nist_proceeding_repeats_provisional() -> None:
 
 def test_nist_reliable_terminates_on_final() -> None:
     layer, clock, tx = _receive("BYE", TCP_SOURCE)
-    layer.respond(tx, tx.request.reply(200), 0.0)
+    layer.respond(tx, _req(tx).reply(200), 0.0)
     assert [type(e) for e in clock.drain()] == [SendResponse, TransactionTerminated]
     assert len(layer) == 0
 
 
 def test_nist_refuses_second_final() -> None:
     layer, _clock, tx = _receive("OPTIONS")
-    layer.respond(tx, tx.request.reply(200), 0.0)
+    layer.respond(tx, _req(tx).reply(200), 0.0)
     with pytest.raises(LocalProtocolError):
-        layer.respond(tx, tx.request.reply(500), 0.0)
+        layer.respond(tx, _req(tx).reply(500), 0.0)
 
 
 def test_response_goes_back_to_the_source() -> None:
     layer, clock, tx = _receive("OPTIONS", TCP_SOURCE)
-    layer.respond(tx, tx.request.reply(200), 0.0)
+    layer.respond(tx, _req(tx).reply(200), 0.0)
     (sent,) = [e for _, e in clock.log if isinstance(e, SendResponse)] or [
         e for e in clock.drain() if isinstance(e, SendResponse)
     ]
@@ -202,4 +216,4 @@ def test_ack_for_2xx_without_transaction_reaches_tu() -> None:
 def test_invite_server_transaction_type() -> None:
     _layer, _clock, tx = _receive("INVITE")
     assert isinstance(tx, InviteServerTransaction) and tx.kind == "IST"
-    assert reply(tx.request, 180).status == 180
+    assert reply(_req(tx), 180).status == 180

@@ -37,6 +37,9 @@ class Hooks(Protocol):
     def terminated(self, transaction: Transaction) -> None:
         """Forget the transaction."""
 
+    def answered(self, transaction: Transaction) -> None:
+        """A server transaction sent its final response (it no longer holds its request)."""
+
 
 class Transaction:
     """State, timers and identity common to client and server transactions.
@@ -53,8 +56,8 @@ class Transaction:
     ) -> None:
         self.key = key
         """The matching key in the layer's table (§17.1.3 / §17.2.3)."""
-        self.request = request
-        """The request that created the transaction."""
+        self.method = request.method
+        """The method of the request that created the transaction."""
         self.reliable = reliable
         """True over TCP, TLS, WS: no retransmission timers (§17.1.1.2)."""
         self.config = config
@@ -65,11 +68,7 @@ class Transaction:
         self._intervals: dict[Timer, float] = {}
 
     def __repr__(self) -> str:
-        return f"<{self.kind} {self.request.method} {self.state.value} key={self.key!r}>"
-
-    @property
-    def method(self) -> str:
-        return self.request.method
+        return f"<{self.kind} {self.method} {self.state.value} key={self.key!r}>"
 
     @property
     def terminated(self) -> bool:

@@ -52,6 +52,8 @@ class ClientTransaction(Transaction):
         hooks: Hooks,
     ) -> None:
         super().__init__(key, request, target.reliable, config, hooks)
+        self.request = request
+        """The request, kept for retransmissions and the ACK of a non-2xx."""
         self.target = target
         """Where the request goes; the transport reuses it for retransmissions."""
 

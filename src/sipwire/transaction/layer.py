@@ -16,13 +16,16 @@ Events are ``SendRequest`` / ``SendResponse`` for the transport and
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 from collections import deque
 from collections.abc import Hashable
+from dataclasses import replace
 
-from sipwire.errors import LocalProtocolError
+from sipwire.errors import LocalProtocolError, ParseError
 from sipwire.message import Request, Response
 from sipwire.transaction import matching
+from sipwire.transaction.admission import Admission, AdmissionConfig, Verdict
 from sipwire.transaction.base import Transaction
 from sipwire.transaction.client import (
     ClientTransaction,
@@ -44,25 +47,58 @@ from sipwire.transaction.server import (
 from sipwire.transaction.timers import Timer, TimerConfig
 from sipwire.transport.address import Source, Target
 
-__all__ = ["TransactionLayer"]
+__all__ = ["TransactionLayer", "request_size"]
+
+
+def request_size(request: Request) -> int:
+    """About the wire size of ``request``: body and header values (no serialisation)."""
+    size = len(request.body)
+    for _, name, value in request.headers._items:
+        size += len(name) + len(value) + 4
+    return size
 
 
 class TransactionLayer:
     """All client and server transactions of one element.
 
-    ``max_transactions`` bounds the tables: a new request arriving when they
-    are full is answered 503 with Retry-After, statelessly, and never reaches
-    the TU.
+    Every new request passes :class:`~sipwire.transaction.admission.Admission`
+    before a server transaction is made for it: when the tables are full,
+    the requests waiting for an answer hold too many bytes, or the element
+    is overloaded and the request's source is among the heaviest, it is
+    answered 503 with Retry-After, statelessly, and never reaches the TU
+    (or, past a per-source rate limit, dropped). ``max_transactions``
+    overrides the admission's table limit.
     """
 
-    def __init__(self, config: TimerConfig | None = None, *, max_transactions: int = 100_000):
+    def __init__(
+        self,
+        config: TimerConfig | None = None,
+        *,
+        max_transactions: int | None = None,
+        admission: Admission | None = None,
+    ):
         self.config = config or TimerConfig()
-        self.max_transactions = max_transactions
+        if admission is None:
+            admission = Admission(
+                AdmissionConfig(max_transactions=max_transactions)
+                if max_transactions is not None
+                else None
+            )
+        elif max_transactions is not None:
+            admission.config = replace(admission.config, max_transactions=max_transactions)
+        self.admission = admission
+        self.pending_bytes = 0
+        """Bytes of received requests whose server transaction has not sent a final response."""
         self._clients: dict[Hashable, ClientTransaction] = {}
         self._servers: dict[Hashable, ServerTransaction] = {}
         self._events: deque[Event] = deque()
         self._heap: list[tuple[float, int, Transaction, Timer]] = []
         self._seq = 0
+
+    @property
+    def max_transactions(self) -> int:
+        """How many transactions the tables hold at most."""
+        return self.admission.config.max_transactions
 
     # -- Hooks for the transactions ------------------------------------------------
     def emit(self, event: Event) -> None:
@@ -76,25 +112,38 @@ class TransactionLayer:
         if isinstance(transaction, ClientTransaction):
             if self._clients.get(transaction.key) is transaction:
                 del self._clients[transaction.key]
-        elif self._servers.get(transaction.key) is transaction:
+            return
+        if isinstance(transaction, ServerTransaction):
+            self.answered(transaction)
+        if self._servers.get(transaction.key) is transaction:
             del self._servers[transaction.key]
 
-    # -- inputs ----------------------------------------------------------------------
-    def receive(self, message: Request | Response, source: Source, now: float) -> None:
-        """A message from the transport (already parsed and checked by the parser)."""
-        if isinstance(message, Response):
-            self._receive_response(message, now)
-        else:
-            self._receive_request(message, source, now)
+    def answered(self, transaction: Transaction) -> None:
+        if isinstance(transaction, ServerTransaction) and transaction.pending_size:
+            self.pending_bytes -= transaction.pending_size
+            transaction.pending_size = 0
 
-    def _receive_response(self, response: Response, now: float) -> None:
+    # -- inputs ----------------------------------------------------------------------
+    def receive(self, message: Request | Response, source: Source, now: float) -> bool:
+        """A message from the transport (already parsed and checked by the parser).
+
+        Returns True for a response that matched one of our client
+        transactions: its sender received our request (it echoes our branch).
+        """
+        if isinstance(message, Response):
+            return self._receive_response(message, now)
+        self._receive_request(message, source, now)
+        return False
+
+    def _receive_response(self, response: Response, now: float) -> bool:
         key = matching.client_key(response)
         transaction = self._clients.get(key) if key is not None else None
         if transaction is None:
             # §17.1.3 no match: the core decides (2xx of a forked INVITE, RFC 6026 §7.2).
             self.emit(ResponseReceived(response, None))
-            return
+            return False
         transaction.receive_response(response, now)
+        return True
 
     def _receive_request(self, request: Request, source: Source, now: float) -> None:
         key = matching.server_key(request)
@@ -106,17 +155,36 @@ class TransactionLayer:
             # An ACK for a 2xx is its own transaction, owned by the TU (§17.2.3).
             self.emit(RequestReceived(request, source, None))
             return
-        if len(self._servers) + len(self._clients) >= self.max_transactions:
-            busy = request.reply(503, headers={"Retry-After": "5"})
-            self.emit(SendResponse(busy, source, None))
+        verdict = self.admission.check(
+            request,
+            source.host,
+            now,
+            transactions=len(self._servers) + len(self._clients),
+            pending_bytes=self.pending_bytes,
+        )
+        if verdict is not Verdict.ADMIT:
+            if verdict is Verdict.SHED:
+                self.emit(SendResponse(self._busy(request, key), source, None))
             return
         server: ServerTransaction
         if request.method == "INVITE":
             server = InviteServerTransaction(key, request, source, self.config, self)
         else:
             server = NonInviteServerTransaction(key, request, source, self.config, self)
+        size = request_size(request)
+        server.pending_size = size
+        self.pending_bytes += size
         self._servers[key] = server
         server.start(now)
+
+    def _busy(self, request: Request, key: Hashable) -> Response:
+        """The stateless 503 of a shed request; its To tag is the same for retransmissions."""
+        tag = hashlib.blake2s(repr(key).encode(), digest_size=6).hexdigest()
+        retry = str(self.admission.config.retry_after)
+        try:
+            return request.reply(503, headers=[("Retry-After", retry)], to_tag=tag)
+        except ParseError:
+            return request.reply(503, headers=[("Retry-After", retry)])
 
     def send_request(self, request: Request, target: Target, now: float) -> ClientTransaction:
         """Start a client transaction for ``request`` (not ACK: see ``send_ack``)."""

@@ -31,12 +31,29 @@ class ServerTransaction(Transaction):
         hooks: Hooks,
     ) -> None:
         super().__init__(key, request, source.reliable, config, hooks)
+        self.request: Request | None = request
+        """The request until the final response is sent; then None (the TU has it if it
+        needs it), so that a transaction waiting out Timer J, I or L holds only its
+        key and what it retransmits."""
         self.source = source
         """How the request arrived; responses go back that way (§18.2.2)."""
+        self.pending_size = 0
+        """Bytes of the request counted against the layer's budget until it is answered."""
+
+    @property
+    def final_sent(self) -> bool:
+        """True once a final response went out (or the transaction ended)."""
+        return self.state not in (State.TRYING, State.PROCEEDING)
 
     def start(self, now: float) -> None:
         """Hand the request to the TU."""
+        assert self.request is not None
         self._emit(RequestReceived(self.request, self.source, self))
+
+    def _answered(self) -> None:
+        """The final response is out: let go of the request."""
+        self.request = None
+        self._hooks.answered(self)
 
     def send_response(self, response: Response, now: float) -> None:
         """Send a response from the TU through this transaction."""
@@ -76,9 +93,12 @@ class InviteServerTransaction(ServerTransaction):
                 return
             if status < 300:
                 self.state = State.ACCEPTED  # RFC 6026 §7.1
+                self.last_response = None  # the TU retransmits its 2xx itself
+                self._answered()
                 self._start(Timer.L, self.config.timeout, now)
                 return
             self.state = State.COMPLETED
+            self._answered()
             if not self.reliable:
                 self._start(Timer.G, self.config.t1, now)
             self._start(Timer.H, self.config.timeout, now)
@@ -116,7 +136,12 @@ class InviteServerTransaction(ServerTransaction):
 
     def _on_timer(self, timer: Timer, now: float) -> None:
         state = self.state
-        if timer is Timer.TRYING and state is State.PROCEEDING and self.last_response is None:
+        if (
+            timer is Timer.TRYING
+            and state is State.PROCEEDING
+            and self.last_response is None
+            and self.request is not None
+        ):
             trying = self.request.reply(100)
             self.last_response = trying
             self._send(trying)
@@ -148,6 +173,7 @@ class NonInviteServerTransaction(ServerTransaction):
             self.state = State.PROCEEDING
             return
         self.state = State.COMPLETED
+        self._answered()
         if self.reliable:
             self._terminate()  # Timer J is zero on reliable transports
         else:
