@@ -84,11 +84,14 @@ def test_basic_call_offer_answer_and_bye() -> None:
     assert [(e.request.method, e.response.status) for e in done] == [("BYE", 200)]
 
 
-def test_uas_retransmits_2xx_until_ack_then_byes() -> None:
+def test_uas_retransmits_2xx_until_ack_then_byes_a_verified_peer() -> None:
     net, alice, bob = _pair()
     # drop every ACK: bob retransmits the 200 at T1, 2T1 ... T2, then BYEs at 64*T1
     net.intercept = lambda p: not p.data.startswith(b"ACK ")
     caller, callee = _call(net, alice, bob)
+    # alice's INFO carries bob's tag: bob's 2xx did reach alice's address.
+    caller.send_in_dialog("INFO", net.now)
+    alice.pump()
     net.step(40)
     oks = [m for m in bob.sent if isinstance(m, Response) and m.status == 200]
     invite_oks = [m for m in oks if m.cseq.method == "INVITE"]
@@ -96,6 +99,25 @@ def test_uas_retransmits_2xx_until_ack_then_byes() -> None:
     assert "BYE" in bob.sent_methods()
     assert callee.state is CallState.TERMINATED
     assert caller.state is CallState.TERMINATED  # alice got the BYE
+
+
+def test_2xx_never_acked_by_an_unverified_peer_ends_without_bye() -> None:
+    """Over UDP the INVITE's source may be forged: without any sign that the peer
+    receives what we send (ACK, a request with our tag), no BYE goes to it."""
+    net, alice, bob = _pair()
+    net.intercept = lambda p: not p.data.startswith(b"ACK ")
+    _caller, callee = _call(net, alice, bob)
+    net.step(40)
+    invite_oks = [
+        m
+        for m in bob.sent
+        if isinstance(m, Response) and m.status == 200 and m.cseq.method == "INVITE"
+    ]
+    assert len(invite_oks) == 11
+    assert "BYE" not in bob.sent_methods()
+    assert callee.state is CallState.TERMINATED
+    assert callee.end_status == 408 and callee.end_reason == "no ACK"
+    assert bob.core.sessions == []
 
 
 def test_reinvite_hold_and_resume() -> None:

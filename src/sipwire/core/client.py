@@ -137,7 +137,11 @@ class RequestSender:
         if not isinstance(uri, SipUri):
             self._fail(creq, 416, f"cannot route to {uri}", now)
             return
-        locator = Locator(uri, self.ids, transports=self.transports)
+        try:
+            locator = Locator(uri, self.ids, transports=self.transports)
+        except SipError as exc:  # e.g. an unknown transport= parameter (RFC 3263 §4.1)
+            self._fail(creq, exc.status, exc.reason, now)
+            return
         if locator.done:
             self.targets_resolved(creq, locator.targets(), now)
         else:
@@ -200,8 +204,11 @@ class RequestSender:
         target = fallback
         uri = dialog.next_hop()
         if isinstance(uri, SipUri):
-            locator = Locator(uri, self.ids, transports=self.transports)
-            if locator.done and locator.targets():
+            try:
+                locator: Locator | None = Locator(uri, self.ids, transports=self.transports)
+            except SipError:
+                locator = None
+            if locator is not None and locator.done and locator.targets():
                 target = locator.targets()[0]
         if target is None:
             return None

@@ -42,8 +42,8 @@ class SessionHost(Protocol):
         """Stop routing requests of ``dialog``."""
         ...
 
-    def forget(self, session: InviteSession) -> None:
-        """Drop a terminated session from the core's tables."""
+    def forget(self, session: InviteSession, now: float) -> None:
+        """A session ended: drop it from the core's live tables."""
         ...
 
     def dialog_usage(

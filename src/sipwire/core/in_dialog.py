@@ -45,6 +45,11 @@ class InDialog(SessionTimer):
         self.dialog: Dialog | None = None
         self.local_tag = ""
         self.transport = "udp"
+        self.peer_verified = True
+        """The peer has shown it receives what we send to it: it answered our request,
+        sent a request carrying our tag, or talks over a connection. A UAS over UDP
+        starts unverified (the source of an INVITE may be forged), and a 2xx that
+        is never ACKed then ends the session without a BYE towards that address."""
         self.answer_after_prack = False
         self.remote_reasons: list[Reason] = []
         """Reason headers (RFC 3326) of the BYE or CANCEL that ended the call."""
@@ -186,9 +191,18 @@ class InDialog(SessionTimer):
         if ok is None or tx is None:
             return
         if now >= self._ok_deadline:
-            log.info("no ACK for the 2xx of call %s: ending it with BYE", self._call_id())
             self._ok = None
-            self.bye(now)
+            if self.peer_verified:
+                log.info("no ACK for the 2xx of call %s: ending it with BYE", self._call_id())
+                self.bye(now)
+            else:
+                # §13.3.1.4 asks for a BYE, but nothing shows the peer is at the address
+                # the INVITE claims: a forged source must not earn its victim a BYE.
+                log.info(
+                    "no ACK for the 2xx of call %s from an unverified peer: ended", self._call_id()
+                )
+                self.terminate(now)
+                self.dialog_ended(408, "no ACK", now)
             return
         if tx.state is State.ACCEPTED:
             self.host.layer.respond(tx, ok, now)
@@ -199,6 +213,7 @@ class InDialog(SessionTimer):
 
     def on_ack(self, ack: Request, now: float) -> None:
         """An ACK inside the dialog: stops the 2xx retransmission it acknowledges."""
+        self.peer_verified = True
         ok = self._ok
         if ok is None or ack.cseq.seq != ok.cseq.seq:
             return
@@ -322,6 +337,7 @@ class InDialog(SessionTimer):
         if dialog is None or dialog.state is DialogState.TERMINATED:
             self.host.layer.respond(tx, request.reply(481), now)
             return
+        self.peer_verified = True  # it carries our tag: it received what we sent
         status = dialog.check_request(request)
         if status is not None:
             self.host.layer.respond(tx, request.reply(status, "CSeq out of order"), now)

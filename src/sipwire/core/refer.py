@@ -403,6 +403,12 @@ class Transfers:
             replaces = None
         match = self.find(replaces) if replaces is not None else None
         status = 400 if replaces is None else _refusal(replaces, match)
+        if (
+            match is None
+            and replaces is not None
+            and self.core.ended_recently((replaces.call_id, replaces.to_tag, replaces.from_tag))
+        ):
+            status = 603  # RFC 3891 §3: the dialog has already terminated
         if status is not None or match is None:  # (no match always has a status)
             reply = request.reply(status or 481, to_tag=self.core.ids.token())
             self.core.layer.respond(tx, reply, now)

@@ -30,6 +30,7 @@ from sipwire.core.in_dialog import InDialog
 from sipwire.core.media import MediaError, SessionMedia
 from sipwire.core.timerheap import TimerHandle
 from sipwire.dialog.dialog import Dialog, DialogState
+from sipwire.errors import ParseError
 from sipwire.message import Request, Response
 from sipwire.transaction.server import InviteServerTransaction
 
@@ -87,6 +88,8 @@ class InviteSession(InDialog):
         self._cancel_reason: str | None = None
         self._early_answer = b""
         """An SDP answer sent in an unreliable 18x: the 2xx repeats it."""
+        self.holder: str | None = None
+        """UAS: the source address this session is counted against (admission holdings)."""
         if not is_uac:
             self.local_tag = host.ids.token()
 
@@ -244,6 +247,12 @@ class InviteSession(InDialog):
         ``early_media`` puts the SDP answer in it (send 183 Session Progress):
         media flows before the call is answered.
         """
+        try:
+            self._ring(now, status, body, early_media)
+        except ParseError as exc:
+            self._malformed(now, exc)
+
+    def _ring(self, now: float, status: int, body: bytes, early_media: bool) -> None:
         if (
             self.is_uac
             or self.server is None
@@ -277,6 +286,31 @@ class InviteSession(InDialog):
 
     def answer(self, now: float, *, body: bytes | None = None) -> None:
         """Accept the call with 200 OK; the SDP answer (or offer) is made unless ``body``."""
+        try:
+            self._answer(now, body)
+        except ParseError as exc:
+            self._malformed(now, exc)
+
+    def _malformed(self, now: float, exc: ParseError) -> None:
+        """A header of the INVITE turned out malformed while answering: never leave the
+        caller without a final response (400, or the call ends if one was sent)."""
+        log.info("malformed INVITE in call %s: %s", self.call_id, exc.reason)
+        if self.state in (CallState.INCOMING, CallState.EARLY):
+            server = self.server
+            if server is not None and not server.final_sent:
+                try:
+                    response = self.request.reply(
+                        exc.status, exc.reason[:120], to_tag=self.local_tag
+                    )
+                except ParseError:
+                    response = self.request.reply(500, to_tag=self.local_tag)
+                self.host.layer.respond(server, response, now)
+                self.final = response
+            self._end(exc.status, exc.reason, now, None)
+        elif self.state is CallState.ACCEPTED:
+            self.bye(now)
+
+    def _answer(self, now: float, body: bytes | None) -> None:
         if self.is_uac or self.server is None:
             return
         if self.state not in (CallState.INCOMING, CallState.EARLY):
@@ -370,10 +404,8 @@ class InviteSession(InDialog):
         self.end_reason = reason
         self.terminate(now)
         self.state = CallState.TERMINATED
+        self.host.forget(self, now)  # the slot is free at once
         self.host.emit(CallStateChanged(self, CallState.TERMINATED, response))
-        # Keep answering stray 2xx retransmissions for a while, then forget the call.
-        linger = 64 * self.host.layer.config.t1
-        self.host.timers.schedule(now + linger, lambda _now: self.host.forget(self))
 
     def dialog_ended(self, status: int, reason: str, now: float) -> None:
         """Called by the in-dialog logic when the dialog ends (BYE sent or received)."""

@@ -26,6 +26,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from sipwire.core.checks import validate_invite
 from sipwire.core.client import ClientRequest, Listener, RequestSender
 from sipwire.core.config import UAConfig
 from sipwire.core.events import (
@@ -89,8 +90,16 @@ class UserAgentCore:
         self.media_factory = media_factory
         self._events: deque[UAEvent] = deque()
         self._dialogs: dict[DialogId, InDialog] = {}
-        self._sessions: OrderedDict[tuple[str, str], InviteSession] = OrderedDict()
-        """By (Call-ID, our tag): for stray 2xx and CANCEL."""
+        self._sessions: dict[tuple[str, str], InviteSession] = {}
+        """Live sessions by (Call-ID, our tag)."""
+        self._ended: OrderedDict[tuple[str, str], tuple[float, InviteSession]] = OrderedDict()
+        """Calls we placed that ended, for 64*T1, by (Call-ID, our tag): a 2xx that
+        arrives after the end (a retransmission, a late fork) is still ACKed, and BYEd
+        when it is not the one we took (§13.2.2.4). Bounded by ``max_sessions``; not
+        counted as live sessions."""
+        self._tombstones: OrderedDict[DialogId, float] = OrderedDict()
+        """Dialogs of sessions that ended, until 64*T1 after: a Replaces naming one
+        gets 603 rather than 481 (RFC 3891 §3). Bounded by ``max_sessions``."""
         self._servers: dict[int, InviteSession] = {}
         self._recent: OrderedDict[tuple[str, str, str], str] = OrderedDict()
         self._policy = Policy(
@@ -288,8 +297,7 @@ class UserAgentCore:
                     self._on_request(request, tx, now)
             except ParseError as exc:
                 log.info("malformed %s: %s", request.method, exc.reason)
-                last = tx.last_response if isinstance(tx, ServerTransaction) else None
-                if isinstance(tx, ServerTransaction) and (last is None or last.status < 200):
+                if isinstance(tx, ServerTransaction) and not tx.final_sent:
                     with contextlib.suppress(ParseError):
                         reply = request.reply(exc.status, exc.reason, to_tag=self.ids.token())
                         self.layer.respond(tx, reply, now)
@@ -306,7 +314,7 @@ class UserAgentCore:
             return
         response = event.response
         if 200 <= response.status < 300 and response.cseq.method == "INVITE":
-            session = self._sessions.get((response.call_id, response.from_.tag or ""))
+            session = self._session_for_2xx((response.call_id, response.from_.tag or ""), now)
             if session is not None and session.invite is not None:
                 session.on_final(session.invite, response, now)  # a 2xx after the ICT ended
                 return
@@ -375,43 +383,96 @@ class UserAgentCore:
 
     def _on_invite(self, request: Request, tx: InviteServerTransaction, now: float) -> None:
         if len(self._sessions) >= self.config.max_sessions:
+            log.warning("%d INVITE sessions (max_sessions): 503 to a new call", len(self._sessions))
             reply = request.reply(503, headers=[("Retry-After", "5")], to_tag=self.ids.token())
             self.layer.respond(tx, reply, now)
             return
+        # Every header the session relies on is read now, before any response goes out:
+        # a malformed one gets this INVITE a 400 rather than a call that never ends.
+        validate_invite(request)
         media = self.media_factory() if self.media_factory is not None else None
         if media is None:
             self.layer.respond(tx, request.reply(488, to_tag=self.ids.token()), now)
             return
         session = InviteSession(self, media, is_uac=False, request=request, server=tx)
         session.transport = tx.source.transport
+        session.peer_verified = tx.source.reliable  # a connection: the peer's address is real
         rejection = session.check_session_interval(request)
         if rejection is not None:
             self.layer.respond(tx, rejection, now)
             return
         self._remember(session)
         self._servers[id(tx)] = session
+        session.holder = tx.source.host
+        self.layer.admission.hold(session.holder)
         session.announce(now)
 
     def _on_cancel(self, cancel: Request, tx: ServerTransaction, now: float) -> None:
         invite = self.layer.find_invite(cancel)
-        session = self._servers.get(id(invite)) if invite is not None else None
-        if invite is None or session is None:
+        if invite is None:
             self.layer.respond(tx, cancel.reply(481), now)
+            return
+        session = self._servers.get(id(invite))
+        if session is None:
+            # §9.2: the INVITE was answered already; the CANCEL changes nothing.
+            self.layer.respond(tx, cancel.reply(200, to_tag=self.ids.token()), now)
             return
         self.layer.respond(tx, cancel.reply(200, to_tag=session.local_tag), now)
         session.on_cancel(now, cancel)
 
     def _remember(self, session: InviteSession) -> None:
         self._sessions[(session.call_id, session.local_tag)] = session
-        while len(self._sessions) > self.config.max_sessions:
-            _, old = self._sessions.popitem(last=False)
-            old.terminate(0.0)
 
-    def forget(self, session: InviteSession) -> None:
-        """Drop a terminated session from the tables."""
-        self._sessions.pop((session.call_id, session.local_tag), None)
+    def forget(self, session: InviteSession, now: float) -> None:
+        """A session ended: it leaves the live tables at once (and frees its slot).
+
+        A call we placed stays findable for stray 2xx for 64*T1 (``_ended``);
+        everything else that can still arrive for an ended call (retransmitted
+        INVITE, BYE, ACK) is absorbed by the transaction layer or answered 481.
+        """
+        key = (session.call_id, session.local_tag)
+        if self._sessions.get(key) is session:
+            del self._sessions[key]
         if session.server is not None:
             self._servers.pop(id(session.server), None)
+        if session.holder is not None:
+            self.layer.admission.release(session.holder)
+            session.holder = None
+        deadline = now + 64 * self.layer.config.t1
+        if session.is_uac:
+            self._ended[key] = (deadline, session)
+            self._ended.move_to_end(key)
+            while len(self._ended) > self.config.max_sessions:
+                self._ended.popitem(last=False)
+        if session.dialog is not None:
+            self._tombstones[session.dialog.id] = deadline
+            self._tombstones.move_to_end(session.dialog.id)
+            while len(self._tombstones) > self.config.max_sessions:
+                self._tombstones.popitem(last=False)
+        self._expire_ended(now)
+
+    def ended_recently(self, dialog_id: DialogId) -> bool:
+        """True when a session of ``dialog_id`` ended less than 64*T1 ago."""
+        return dialog_id in self._tombstones
+
+    def _session_for_2xx(self, key: tuple[str, str], now: float) -> InviteSession | None:
+        session = self._sessions.get(key)
+        if session is not None:
+            return session
+        self._expire_ended(now)
+        ended = self._ended.get(key)
+        return ended[1] if ended is not None else None
+
+    def _expire_ended(self, now: float) -> None:
+        ended = self._ended
+        while ended:
+            deadline, _ = next(iter(ended.values()))
+            if deadline > now:
+                break
+            ended.popitem(last=False)
+        tombstones = self._tombstones
+        while tombstones and next(iter(tombstones.values())) <= now:
+            tombstones.popitem(last=False)
 
     # -- time and events --------------------------------------------------------------
     def next_timer(self) -> float | None:

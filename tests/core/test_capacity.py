@@ -1,0 +1,151 @@
+"""Capacity counts live work: ended calls free their slot, floods are shed fairly.
+
+A UAS core over a transaction layer on a manual clock (the ``Harness`` of
+``test_uas``); peers are request texts from chosen source addresses.
+"""
+
+from __future__ import annotations
+
+from sipwire.core.session import CallState
+from sipwire.transaction.admission import Admission, AdmissionConfig
+from sipwire.transaction.layer import TransactionLayer
+from sipwire.transport.address import Source
+from tests.core.test_uas import Harness, request
+
+ATTACKER = Source("udp", "192.0.2.66", 5060, "192.0.2.10", 5080)
+FRIEND = Source("udp", "192.0.2.77", 5060, "192.0.2.10", 5080)
+
+
+def _invite(n: int, host: str = "192.0.2.20", extra: str = "") -> str:
+    text = request("INVITE", branch=f"z9hG4bKi{n}", call_id=f"call-{n}", extra=extra)
+    return text.replace("192.0.2.20:5070", f"{host}:5060")
+
+
+def _call(h: Harness, n: int) -> int:
+    """A whole call (INVITE, ACK, BYE); returns the status of the INVITE's final response."""
+    h.sent.clear()
+    h.receive(_invite(n))
+    final = [r for _, r in h.sent if r.status >= 200 and r.cseq.method == "INVITE"]
+    if final[0].status != 200:
+        return final[0].status
+    tag = final[0].to.tag or ""
+    ack = request("ACK", branch=f"z9hG4bKa{n}", to_tag=tag, call_id=f"call-{n}")
+    h.receive(ack.replace("192.0.2.20:5070", "192.0.2.20:5060"))
+    bye = request("BYE", branch=f"z9hG4bKb{n}", to_tag=tag, cseq=2, call_id=f"call-{n}")
+    h.receive(bye.replace("192.0.2.20:5070", "192.0.2.20:5060"))
+    return 200
+
+
+def test_an_ended_call_frees_its_slot_at_once() -> None:
+    """Calls far beyond max_sessions, one after another, within one 64*T1: all answered."""
+    h = Harness(max_sessions=5)
+    statuses = []
+    for n in range(50):
+        statuses.append(_call(h, n))
+        h.advance(h.now + 0.01)
+    assert statuses == [200] * 50
+    assert h.completed() == 50
+    assert h.tu.sessions == []
+    assert h.layer.admission.holdings == 0
+
+
+def test_live_sessions_are_still_capped() -> None:
+    h = Harness(max_sessions=3)
+    for n in range(5):
+        h.receive(_invite(n))  # never ACKed, never ended
+    finals = [r.status for _, r in h.sent if r.status >= 200]
+    assert finals == [200, 200, 200, 503, 503]
+    busy = [r for _, r in h.sent if r.status == 503]
+    assert all(r.headers.get("Retry-After") and r.to.tag for r in busy)
+
+
+def test_malformed_headers_get_400_before_any_provisional() -> None:
+    for header in (
+        "Allow: INVITE, ,,;\r\n",
+        "Supported: 100rel, @\r\n",
+        "Record-Route: <sip:proxy.example.com;lr\r\n",
+        "Contact: <sip:alice@192.0.2.20:5070\r\n",
+        "Require: \x01\r\n",
+        "Content-Type: not a type\r\n",
+    ):
+        h = Harness()
+        h.receive(_invite(1, extra=header))
+        statuses = h.statuses()
+        assert statuses and statuses[0] == 400, (header, statuses)
+        assert h.tu.sessions == [] and h.sessions == []
+        assert h.sent[0][1].to.tag is not None
+
+
+def test_a_header_that_breaks_while_answering_still_gets_a_final_response() -> None:
+    """Even a header only read when answering (here: made unreadable after the INVITE
+    was accepted) ends in a final response, never in a call that rings forever."""
+    h = Harness(ring_time=1.0)
+    h.receive(_invite(1))
+    (session,) = h.sessions
+    assert h.statuses() == [180]
+    session.request.headers.set("Allow", "INVITE, ,,;")  # read by the 2xx (peer_allow)
+    session.request.headers.set("Supported", "@@")
+    h.advance(2.0)
+    assert h.statuses()[-1] >= 400
+    assert session.state is CallState.TERMINATED
+    assert h.tu.sessions == []
+
+
+def test_a_source_holding_more_than_its_share_is_shed_statelessly() -> None:
+    """INVITEs from one address that never ACKs fill its share; another address still
+    gets through, and the shed INVITEs cost no transaction and no session."""
+    admission = Admission(AdmissionConfig(max_holdings=20, shed_fraction=0.5))
+    h = Harness(layer=TransactionLayer(admission=admission))
+    h.receive(_invite(0, host=FRIEND.host), FRIEND)
+    for n in range(1, 40):
+        h.receive(_invite(n, host=ATTACKER.host), ATTACKER)
+    held = admission.source_holdings(ATTACKER.host)
+    assert 9 <= held <= 11  # about half of max_holdings, then over its fair share
+    transactions = len(h.layer)
+    shed = [r for _, r in h.sent if r.status == 503]
+    assert len(shed) == 39 - held and admission.stats.shed_holdings == len(shed)
+    h.receive(_invite(99, host=FRIEND.host), FRIEND)
+    assert [r.status for _, r in h.sent][-1] == 200  # the other source is served
+    h.receive(_invite(100, host=ATTACKER.host), ATTACKER)
+    assert [r.status for _, r in h.sent][-1] == 503
+    assert len(h.layer) == transactions + 1  # only the friend's INVITE made a transaction
+    # The attacker's calls time out (no ACK within 64*T1) and free the holdings.
+    h.advance(h.now + 40)
+    assert admission.source_holdings(ATTACKER.host) == 0
+    h.receive(_invite(101, host=ATTACKER.host), ATTACKER)
+    assert [r.status for _, r in h.sent][-1] == 200
+
+
+def test_overload_sheds_the_heaviest_source_only() -> None:
+    admission = Admission(AdmissionConfig())
+    h = Harness(layer=TransactionLayer(admission=admission))
+    for n in range(30):
+        h.receive(_invite(n, host=ATTACKER.host), ATTACKER)
+        h.now += 0.001
+    h.receive(_invite(500, host=FRIEND.host), FRIEND)
+    admission.set_overloaded(True, h.now)
+    h.sent.clear()
+    h.receive(_invite(30, host=ATTACKER.host), ATTACKER)
+    h.receive(_invite(501, host=FRIEND.host), FRIEND)
+    assert [r.status for _, r in h.sent if r.status >= 200] == [503, 200]
+    assert admission.stats.shed_overload == 1
+    # One source alone is never throttled by overload: nobody to be fair to.
+    alone = Admission(AdmissionConfig())
+    solo = Harness(layer=TransactionLayer(admission=alone))
+    for n in range(30):
+        solo.receive(_invite(n, host=ATTACKER.host), ATTACKER)
+    alone.set_overloaded(True, solo.now)
+    solo.receive(_invite(31, host=ATTACKER.host), ATTACKER)
+    assert solo.statuses()[-1] == 200
+
+
+def test_per_source_rate_limit_drops_beyond_the_limit() -> None:
+    admission = Admission(AdmissionConfig(source_rate_limit=10.0))
+    h = Harness(layer=TransactionLayer(admission=admission))
+    for n in range(100):  # 100 INVITEs within 1 s from one address
+        h.receive(_invite(n, host=ATTACKER.host), ATTACKER)
+        h.now += 0.01
+    answered = len([r for _, r in h.sent if r.status == 200])
+    assert 10 <= answered <= 25 and admission.stats.dropped_rate_limit == 100 - answered
+    h.receive(_invite(1000, host=FRIEND.host), FRIEND)
+    assert h.statuses()[-1] == 200
