@@ -172,12 +172,53 @@ def test_stamp_then_route_round_trip() -> None:
 
 
 def test_fallback_target() -> None:
+    """§18.2.2 fallback: the connection's own address and transport, sent-by's port."""
+    tcp = Source("tcp", "192.0.2.4", 40000, flow=3)
     via = Via.parse("SIP/2.0/TCP client.example.com:5070;branch=z9hG4bK1;received=192.0.2.4")
-    assert fallback_target(via) == Target("tcp", "192.0.2.4", 5070)
+    assert fallback_target(via, tcp) == Target("tcp", "192.0.2.4", 5070)
     tls = Via.parse("SIP/2.0/TLS [2001:db8::1];branch=z9hG4bK1")
-    assert fallback_target(tls) == Target("tls", "2001:db8::1", 5061)
+    assert fallback_target(tls, Source("tls", "2001:db8::1", 40000, flow=4)) == Target(
+        "tls", "2001:db8::1", 5061
+    )
     host = Via.parse("SIP/2.0/TCP client.example.com;branch=z9hG4bK1")
-    assert fallback_target(host) == Target("tcp", "client.example.com", 5060)
+    assert fallback_target(host, tcp) == Target("tcp", "192.0.2.4", 5060)
+
+
+# -- reflection: nothing in the request steers its response elsewhere ------------------------
+
+
+def test_stamp_via_replaces_a_received_the_client_wrote() -> None:
+    req = request("SIP/2.0/UDP 192.0.2.4:5070;received=198.51.100.7;branch=z9hG4bK1")
+    via = stamp_via(req, UDP_SOURCE)
+    assert via.received == "192.0.2.4"
+    assert response_target(via, UDP_SOURCE) == (Target("udp", "192.0.2.4", 5070), False)
+
+
+def test_stamp_via_replaces_an_rport_value_the_client_wrote() -> None:
+    req = request("SIP/2.0/UDP 192.0.2.4:5070;rport=9;branch=z9hG4bK1")
+    via = stamp_via(req, UDP_SOURCE)
+    assert via.rport == 5070 and via.received == "192.0.2.4"
+
+
+def test_unicast_maddr_is_ignored_unless_configured() -> None:
+    via = Via.parse("SIP/2.0/UDP 192.0.2.4:5070;maddr=198.51.100.7;branch=z9hG4bK1")
+    assert response_target(via, UDP_SOURCE) == (Target("udp", "192.0.2.4", 5070), False)
+    assert response_target(via, UDP_SOURCE, honour_maddr=True) == (
+        Target("udp", "198.51.100.7", 5070),
+        False,
+    )
+
+
+def test_a_request_over_tcp_is_answered_on_its_connection_whatever_its_via_says() -> None:
+    source = Source("tcp", "192.0.2.4", 40000, "192.0.2.1", 5060, flow=9)
+    via = Via.parse("SIP/2.0/UDP 198.51.100.7:5060;maddr=198.51.100.7;branch=z9hG4bK1")
+    assert response_target(via, source) == (Target("tcp", "192.0.2.4", 40000), True)
+    assert fallback_target(via, source) == Target("tcp", "192.0.2.4", 5060)
+
+
+def test_a_received_without_stamping_never_redirects_a_udp_response() -> None:
+    via = Via.parse("SIP/2.0/UDP 10.0.0.1:5080;branch=z9hG4bK1;received=198.51.100.7")
+    assert response_target(via, UDP_SOURCE) == (Target("udp", "192.0.2.4", 5080), False)
 
 
 def test_strip_brackets() -> None:

@@ -81,81 +81,100 @@ def stamp_via(request: Request, source: Source) -> Via:
     §18.2.1: when the sent-by host of the top Via differs from the source
     address of the packet (always, when sent-by is a host name), the server
     adds ``received=<source address>``. RFC 3581 §4: when the top Via has an
-    ``rport`` parameter without a value, the server sets it to the source
-    port, and adds ``received`` even if the address matched.
+    ``rport`` parameter, the server sets it to the source port and adds
+    ``received`` even if the address matched.
+
+    What the client wrote itself is never trusted: a ``received`` it put in
+    is replaced by the real source address, and an ``rport`` that already
+    has a value gets the real source port, so that no response can be
+    steered to a third address by the request's own Via.
 
     The request is changed through its Headers (the top Via value is popped
     and the new one prepended), so ``bytes(request)`` and ``request.via``
-    both reflect the change; when nothing needs adding the header is left
+    both reflect the change; when nothing needs changing the header is left
     untouched. Returns the (possibly new) top Via.
     """
     via = request.top_via
     if via is None:
         raise LocalProtocolError("request has no Via header")
-    params = dict(via.params)
-    changed = False
-    if via.wants_rport and not params.get("rport"):
-        # RFC 3581 §4: fill the empty rport with the source port, and always add received.
-        params["rport"] = str(source.port)
-        params["received"] = source.host
-        changed = True
-    if not _same_address(via.host, source.host) and params.get("received") != source.host:
-        params["received"] = source.host
-        changed = True
-    if not changed:
+    params = via.params
+    rport = params.get("rport", _ABSENT)
+    received = params.get("received")
+    port = str(source.port)
+    if rport is not _ABSENT:
+        if rport == port and received == source.host:
+            return via
+    elif received == source.host or (received is None and _same_address(via.host, source.host)):
         return via
-    new_via = Via(via.transport, via.host, via.port, params, via.protocol)
+    new_params = dict(params)
+    if rport is not _ABSENT:
+        new_params["rport"] = port
+    new_params["received"] = source.host
+    new_via = Via(via.transport, via.host, via.port, new_params, via.protocol)
     request.headers.pop_first_value("via")
     request.headers.prepend("Via", new_via)
     return new_via
 
 
-def response_target(via: Via, source: Source) -> tuple[Target, bool]:
+_ABSENT: Final = object()
+
+
+def response_target(via: Via, source: Source, *, honour_maddr: bool = False) -> tuple[Target, bool]:
     """Where a response to a request with top Via ``via`` goes (§18.2.2, RFC 3581 §4).
 
-    Returns ``(target, reuse)``. The rules, in the order of §18.2.2:
+    Returns ``(target, reuse)``. ``source`` is how the request arrived, and
+    it decides more than the Via does:
 
-    1. Reliable sent-protocol (TCP, TLS, WS, WSS): the response goes back on
-       the connection the request came on: ``target`` is the source and
-       ``reuse`` is True; send with ``flow=source.flow``. When that fails,
-       use :func:`fallback_target`.
-    2. ``maddr`` present: the response goes to that address, port from
-       sent-by or the default port.
-    3. Otherwise (unreliable): to ``received`` (the source address when the
-       Via has none, which after :func:`stamp_via` means sent-by equalled the
-       source), port from ``rport`` when it has a value (RFC 3581 §4), else
-       from sent-by, else the default port (5060).
+    1. The request came over a connection (TCP, TLS, WS, WSS): the response
+       goes back on that connection whatever the Via says: ``target`` is
+       the source and ``reuse`` is True; send with ``flow=source.flow``.
+       When that fails, use :func:`fallback_target`.
+    2. Over UDP, ``maddr`` is honoured only when it is a multicast address
+       (the case §18.2.2 has in mind) or when ``honour_maddr`` is set by
+       configuration; a unicast ``maddr`` would let a request aim its
+       response at a third party.
+    3. Otherwise the response goes to the address the request came from
+       (which :func:`stamp_via` wrote into ``received``), port from
+       ``rport`` when it has a value (RFC 3581 §4), else from sent-by, else
+       the default port (5060).
 
     IPv6 hosts come back without brackets.
     """
-    transport = via.transport.lower()
-    if transport in RELIABLE:
+    if source.transport in RELIABLE:
         return Target(source.transport, strip_brackets(source.host), source.port), True
+    transport = source.transport or via.transport.lower()
     maddr = via.maddr
-    if maddr:
+    if maddr and (honour_maddr or _is_multicast(maddr)):
         return Target(transport, strip_brackets(maddr), _port_of(transport, via.port)), False
-    host = via.received or source.host
     port = via.rport
     if port is None and via.wants_rport:
         # rport asked for but not filled in (no stamp_via): the source port is the answer.
         port = source.port
     if port is None:
         port = _port_of(transport, via.port)
-    return Target(transport, strip_brackets(host), port), False
+    return Target(transport, strip_brackets(source.host), port), False
 
 
-def fallback_target(via: Via) -> Target:
+@functools.lru_cache(maxsize=1024)
+def _is_multicast(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(strip_brackets(host)).is_multicast
+    except ValueError:
+        return False
+
+
+def fallback_target(via: Via, source: Source) -> Target:
     """Where a response goes when the request's connection has failed (§18.2.2).
 
     "the server SHOULD open a connection to the IP address in the 'received'
     parameter, if present, using the port in the 'sent-by' value, or the
-    default port for that transport, if no port is specified." Without
-    ``received`` the sent-by host itself is returned; when that is a host
-    name the caller resolves it with RFC 3263 §5 first.
+    default port for that transport, if no port is specified." The address
+    is the one the connection came from (``received`` is that address once
+    :func:`stamp_via` ran; a value the client wrote is never used), and the
+    transport is the connection's own, whatever the Via claims.
     """
-    transport = via.transport.lower()
-    host = via.received or via.host
-    return Target(transport, strip_brackets(host), _port_of(transport, via.port))
+    transport = source.transport
+    return Target(transport, strip_brackets(source.host), _port_of(transport, via.port))
 
 
 def choose_transport(request_size: int, transport: str, *, path_mtu: int = 1500) -> str:
