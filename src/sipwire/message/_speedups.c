@@ -13,13 +13,18 @@
  *   - no leading CRLF; the header section ends at the first CRLFCRLF; it is
  *     valid UTF-8, has no bare CR or LF and no line folding;
  *   - Request-Line = Method SP ( "sip:" / "sips:" ) SIP-URI-body SP "SIP/2.0"
- *     Status-Line  = "SIP/2.0" SP 3DIGIT SP Reason-Phrase   (status >= 100)
+ *     Status-Line  = "SIP/2.0" SP 3DIGIT SP Reason-Phrase   (100 <= status <= 699)
  *   - header names are tokens (trailing blanks allowed before the colon);
- *   - Via: one via-parm per line in the form of via.py's _VIA_FAST_RE;
+ *   - Via: one via-parm per line in the form of via.py's _VIA_FAST_RE, its
+ *     rport and ttl in range when they hold digits (via._check_numbers);
  *   - From/To: address.py's _SIP_NAME_ADDR_RE (quoted display names without
  *     quoted-pairs) or _SIP_BARE_RE;
  *   - no "%" escapes and no "?headers" in SIP URIs;
  *   - Call-ID, CSeq, Max-Forwards, Content-Length as the reference checks them.
+ *
+ * Integers: digits_value() reads at most 18 digits, so no value can
+ * overflow; a longer run (leading zeros, or a value no maximum admits) is
+ * NOPE, and params.parse_digits decides: the value, or a ParseError.
  *
  * Each scanner below mirrors one regular expression of the Python modules,
  * character class for character class (grammar.py, uri.py, params.py,
@@ -712,6 +717,52 @@ parse_sip_uri(const unsigned char *s, Py_ssize_t n, PyObject **out)
     return *out ? OK : ERR;
 }
 
+/* True when p[0:n] is the lower-case ASCII name, in any case. */
+static int
+name_is(const unsigned char *p, Py_ssize_t n, const char *name)
+{
+    if ((size_t)n != strlen(name))
+        return 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if ((p[i] | 0x20) != (unsigned char)name[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* via._check_numbers: every "rport" or "ttl" parameter (any case) whose
+ * value is all digits must be at most 65535 or 255. Returns 0, or -1 (NOPE)
+ * for a value out of range or too long for digits_value; Python decides
+ * those. s[0:n] is a PLAIN_PARAMS text that scan_plain_params accepted. A
+ * repeated name is checked at each occurrence: stricter than the dict the
+ * reference checks, so at worst a NOPE. */
+static int
+via_numbers_ok(const unsigned char *s, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    while (i < n) {
+        Py_ssize_t j = i + 1; /* after the ";" */
+        while (j < n && s[j] != ';')
+            j++;
+        const unsigned char *eq = memchr(s + i + 1, '=', j - i - 1);
+        if (eq != NULL) {
+            Py_ssize_t name_n = eq - (s + i + 1), value_n = s + j - (eq + 1);
+            int64_t maximum = -1;
+            if (name_is(s + i + 1, name_n, "rport"))
+                maximum = 65535;
+            else if (name_is(s + i + 1, name_n, "ttl"))
+                maximum = 255;
+            if (maximum >= 0 && run(eq + 1, 0, value_n, C_DIGIT) == value_n) {
+                int64_t v = digits_value(eq + 1, value_n);
+                if (v < 0 || v > maximum)
+                    return -1;
+            }
+        }
+        i = j;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------------
  * Via (via.Via.parse, fast form):
  *   "SIP/2.0/" transport SP host [ ":" port ] PLAIN_PARAMS
@@ -735,7 +786,8 @@ parse_via(const unsigned char *s, Py_ssize_t n, PyObject **out)
     Span host = {s + i, h - i};
     i = h;
     long port_value;
-    if (scan_port(s, &i, n, &port_value) < 0 || scan_plain_params(s + i, n - i) < 0)
+    if (scan_port(s, &i, n, &port_value) < 0 || scan_plain_params(s + i, n - i) < 0
+        || via_numbers_ok(s + i, n - i) < 0)
         return NOPE;
 
     PyObject *t = NULL, *hs = NULL, *port = NULL, *params = NULL, *via;
@@ -1067,14 +1119,14 @@ request_line(State *st, const unsigned char *s, Py_ssize_t n)
     return st->uri_text ? OK : ERR;
 }
 
-/* Status-Line = "SIP/2.0" SP 3DIGIT SP Reason-Phrase  (status >= 100) */
+/* Status-Line = "SIP/2.0" SP 3DIGIT SP Reason-Phrase  (100 to 699, §21) */
 static int
 status_line(State *st, const unsigned char *s, Py_ssize_t n)
 {
     if (n < 12 || memcmp(s, "SIP/2.0 ", 8) != 0 || s[11] != ' ')
         return NOPE;
     int64_t code = digits_value(s + 8, 3);
-    if (code < 100)
+    if (code < 100 || code > 699)
         return NOPE;
     st->status = PyLong_FromLong((long)code);
     if (st->status == NULL)

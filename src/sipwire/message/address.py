@@ -109,8 +109,7 @@ class Address:
     @property
     def expires(self) -> int | None:
         """The Contact ``expires`` parameter in seconds, capped at 2**32-1."""
-        value = int_param(self.params.get("expires"))
-        return None if value is None else min(value, 2**32 - 1)
+        return int_param(self.params.get("expires"), "Contact expires")
 
     def with_tag(self, tag: str) -> Address:
         """A copy with the ``tag`` parameter set."""

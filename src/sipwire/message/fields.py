@@ -15,9 +15,11 @@ from typing import Final, NamedTuple
 from sipwire.errors import ParseError
 from sipwire.message import grammar
 from sipwire.message.params import (
+    MAX_UINT32,
     Params,
     format_params,
     int_param,
+    parse_digits,
     parse_params,
     split_values,
     unquote,
@@ -33,7 +35,6 @@ __all__ = [
     "Timestamp",
 ]
 
-MAX_UINT32: Final = 2**32 - 1
 _CSEQ_RE: Final = re.compile(rf"[ \t]*([0-9]+)[ \t]+({grammar.TOKEN})[ \t]*")
 _RACK_RE: Final = re.compile(rf"[ \t]*([0-9]+)[ \t]+([0-9]+)[ \t]+({grammar.TOKEN})[ \t]*")
 _TOKEN_RE: Final = re.compile(grammar.TOKEN)
@@ -63,10 +64,7 @@ class CSeq(NamedTuple):
         m = _CSEQ_RE.fullmatch(text)
         if m is None:
             raise ParseError(f"malformed CSeq: {text!r}")
-        seq = int(m.group(1))
-        if seq > MAX_UINT32:
-            raise ParseError("CSeq number exceeds 2**32-1")
-        return cls(seq, m.group(2))
+        return cls(parse_digits(m.group(1), "CSeq number"), m.group(2))
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"
@@ -90,10 +88,8 @@ class RAck:
         m = _RACK_RE.fullmatch(text)
         if m is None:
             raise ParseError(f"malformed RAck: {text!r}")
-        rseq, cseq = int(m.group(1)), int(m.group(2))
-        if rseq > MAX_UINT32 or cseq > MAX_UINT32:
-            raise ParseError("RAck number exceeds 2**32-1")
-        return cls(rseq, cseq, m.group(3))
+        rseq = parse_digits(m.group(1), "RAck response-num")
+        return cls(rseq, parse_digits(m.group(2), "RAck CSeq number"), m.group(3))
 
     def __str__(self) -> str:
         return f"{self.rseq} {self.cseq} {self.method}"
@@ -105,28 +101,26 @@ def parse_rack(values: list[str]) -> RAck | None:
 
 
 def parse_int(values: list[str], name: str, maximum: int = MAX_UINT32) -> int | None:
-    """A header whose value is 1*DIGIT; leading zeros allowed; above ``maximum`` is an error."""
+    """A header whose value is 1*DIGIT; leading zeros allowed; above ``maximum`` is an error.
+
+    Max-Forwards (at most 255, §20.22), Content-Length and RSeq (2**32-1,
+    RFC 3262 §7.1); ParseError (400) otherwise, however long the digits.
+    """
     text = _single(values, name)
     if text is None:
         return None
-    text = text.strip()
-    if not text.isdigit() or not text.isascii():
-        raise ParseError(f"malformed {name}: {text!r}")
-    value = int(text)
-    if value > maximum:
-        raise ParseError(f"{name} out of range: {text}")
-    return value
+    return parse_digits(text.strip(), name, maximum)
 
 
 def parse_delta_seconds(values: list[str], name: str) -> int | None:
-    """Expires / Min-Expires: delta-seconds; values above 2**32-1 are capped (§20.19)."""
+    """Expires / Min-Expires: delta-seconds; values above 2**32-1 are capped (§20.19).
+
+    The cap holds for any number of digits; anything but digits is a ParseError.
+    """
     text = _single(values, name)
     if text is None:
         return None
-    text = text.strip()
-    if not text.isdigit() or not text.isascii():
-        raise ParseError(f"malformed {name}: {text!r}")
-    return min(int(text), MAX_UINT32)
+    return parse_digits(text.strip(), name, clamp=True)
 
 
 def parse_tokens(values: list[str], name: str) -> list[str]:
@@ -243,7 +237,8 @@ class SubscriptionState(_TokenWithParams):
 
     @property
     def expires(self) -> int | None:
-        return int_param(self.params.get("expires"))
+        """The ``expires`` parameter in seconds, capped at 2**32-1 (RFC 6665 §8.2.3)."""
+        return int_param(self.params.get("expires"), "expires parameter")
 
     @property
     def reason(self) -> str | None:
@@ -251,7 +246,8 @@ class SubscriptionState(_TokenWithParams):
 
     @property
     def retry_after(self) -> int | None:
-        return int_param(self.params.get("retry-after"))
+        """The ``retry-after`` parameter in seconds, capped at 2**32-1."""
+        return int_param(self.params.get("retry-after"), "retry-after parameter")
 
 
 def parse_subscription_state(values: list[str]) -> SubscriptionState | None:
@@ -276,7 +272,8 @@ class Reason:
 
     @property
     def cause(self) -> int | None:
-        return int_param(self.params.get("cause"))
+        """The ``cause`` parameter (RFC 3326 §2); ParseError above 2**32-1."""
+        return int_param(self.params.get("cause"), "Reason cause", clamp=False)
 
     @property
     def text(self) -> str | None:

@@ -14,8 +14,10 @@ from sipwire.errors import ParseError
 from sipwire.message import grammar
 
 __all__ = [
+    "MAX_UINT32",
     "format_params",
     "int_param",
+    "parse_digits",
     "parse_params",
     "quote",
     "split_values",
@@ -34,10 +36,56 @@ _TOKEN_FULL_RE: Final = re.compile(grammar.TOKEN)
 PLAIN_PARAMS: Final = rf"((?:;[{grammar.TOKEN_CHARS}]+(?:=[^;,\s\"]+)?)*)"
 
 
-def int_param(value: str | None) -> int | None:
-    """A parameter value that must be 1*DIGIT (ASCII), as an int; anything else is None."""
+MAX_UINT32: Final = 2**32 - 1
+"""The largest delta-seconds and sequence number RFC 3261 allows (§20.16, §20.19)."""
+
+# More significant digits than this exceed every maximum below 10**18.
+_MAX_DIGITS: Final = 18
+
+
+def _shown(text: str) -> str:
+    """``text`` shortened for an error reason: a peer's 5,000 digits are not repeated."""
+    return text if len(text) <= 24 else f"{text[:20]}...({len(text)} characters)"
+
+
+def parse_digits(text: str, name: str, maximum: int = MAX_UINT32, *, clamp: bool = False) -> int:
+    """The value of ``text``, which must be 1*DIGIT (ASCII; leading zeros allowed).
+
+    Every integer a peer writes (CSeq, Max-Forwards, Content-Length, RSeq,
+    RAck, Expires, ports, numeric parameters) is read through here, so its
+    cost is bounded however many digits it has: only the significant digits
+    are converted, and only when there are few enough of them to fit under
+    ``maximum`` (which must be below 10**18). Python's ``int()`` never sees
+    more than 18 digits, far from its 4,300-digit limit.
+
+    Raises ParseError (status 400) naming ``name`` when ``text`` is not
+    digits, or when the value exceeds ``maximum`` and ``clamp`` is false.
+    With ``clamp`` a larger value reads as ``maximum``: delta-seconds above
+    2**32-1 are capped (RFC 3261 §20.19), however long.
+    """
+    if not (text and text.isascii() and text.isdigit()):
+        raise ParseError(f"malformed {name}: {_shown(text)!r}")
+    if len(text) > _MAX_DIGITS:
+        text = text.lstrip("0") or "0"
+    if len(text) <= _MAX_DIGITS:
+        value = int(text)
+        if value <= maximum:
+            return value
+    if clamp:
+        return maximum
+    raise ParseError(f"{name} out of range: {_shown(text)} (at most {maximum})")
+
+
+def int_param(
+    value: str | None, name: str = "parameter", maximum: int = MAX_UINT32, *, clamp: bool = True
+) -> int | None:
+    """A parameter value that must be 1*DIGIT (ASCII), as an int; anything else is None.
+
+    Digits above ``maximum`` read as ``maximum`` (delta-seconds, the default)
+    or, without ``clamp``, raise ParseError: see :func:`parse_digits`.
+    """
     if value and value.isascii() and value.isdigit():
-        return int(value)
+        return parse_digits(value, name, maximum, clamp=clamp)
     return None
 
 

@@ -21,6 +21,7 @@ from sipwire.message import fields as _fields
 from sipwire.message import grammar
 from sipwire.message.headers import _KEY_CACHE, Headers, canonical_key
 from sipwire.message.message import Request, Response
+from sipwire.message.params import parse_digits
 from sipwire.message.uri import SIP_URI_BODY, parse_uri, sip_uri_from_groups
 from sipwire.message.via import parse_via_list
 
@@ -165,7 +166,8 @@ def parse_message_py(data: bytes) -> Request | Response:
             raise ParseError(f"malformed status line: {start_line[:80]!r}")
         response = Response.__new__(Response)
         response.version, status, response.reason = m.groups()
-        response.status = int(status)
+        # Status-Code = 3DIGIT, 100 to 699 (§7.2, §21), as Response() insists.
+        response.status = parse_digits(status, "status code", 699)
         if response.status < 100:
             raise ParseError(f"status code out of range: {status}")
         message = response
@@ -350,7 +352,7 @@ class StreamParser:
         texts = {v.strip() for v in values}
         if len(texts) != 1:
             return ParseError("conflicting Content-Length headers")
-        text = texts.pop()
-        if not (text.isascii() and text.isdigit()):
-            return ParseError(f"malformed Content-Length: {text.decode(errors='replace')!r}")
-        return int(text)
+        try:
+            return parse_digits(texts.pop().decode("latin-1"), "Content-Length")
+        except ParseError as exc:
+            return exc

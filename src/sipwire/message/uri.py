@@ -18,6 +18,7 @@ from urllib.parse import unquote as _pct_unquote
 
 from sipwire.errors import ParseError
 from sipwire.message import grammar
+from sipwire.message.params import parse_digits
 
 __all__ = ["AbsoluteUri", "SipUri", "TelUri", "Uri", "parse_uri"]
 
@@ -300,11 +301,7 @@ def sip_uri_from_groups(
         if _BAD_ESCAPE_RE.search(password):
             raise ParseError("malformed %-escape in URI password")
         password = unescape(password)
-    port_number = None
-    if port is not None:
-        port_number = int(port)
-        if port_number > 65535:
-            raise ParseError(f"port out of range: {port}")
+    port_number = None if port is None else parse_digits(port, "URI port", 65535)
     header_list: list[tuple[str, str]] = []
     if headers:
         if "%" in headers and _BAD_ESCAPE_RE.search(headers):

@@ -18,6 +18,7 @@ from sipwire.message.params import (
     Params,
     format_params,
     int_param,
+    parse_digits,
     parse_params,
     split_plain_params,
     split_values,
@@ -33,6 +34,23 @@ _VIA_RE = grammar.VIA_RE
 _VIA_FAST_RE: Final = re.compile(
     rf"SIP/2\.0/([{grammar.TOKEN_CHARS}]+) ({grammar.HOST})(?::([0-9]{{1,5}}))?{PLAIN_PARAMS}"
 )
+MAX_PORT: Final = 65535
+MAX_TTL: Final = 255
+"""via-ttl = "ttl" EQUAL ttl; ttl = 1*3DIGIT ; 0 to 255 (§25.1)."""
+
+
+def _check_numbers(params: Params) -> None:
+    """Range-check the numeric Via parameters that hold digits.
+
+    ``rport`` is a port (RFC 3581 §3) and ``ttl`` at most 255 (§20.42):
+    digits beyond either are a ParseError (400) when the Via is parsed, so
+    that routing a response never meets them. Values that are not digits
+    at all read as None through the properties, as before.
+    """
+    for name, maximum in (("rport", MAX_PORT), ("ttl", MAX_TTL)):
+        value = params.get(name)
+        if value and value.isascii() and value.isdigit():
+            parse_digits(value, f"Via {name}", maximum)
 
 
 @dataclass(slots=True)
@@ -58,27 +76,23 @@ class Via:
                 fast_params = split_plain_params(params_text)
                 if fast_params.get("branch", "x") == "":
                     raise ParseError(f"empty Via branch: {text!r}")
+                _check_numbers(fast_params)
             else:
                 fast_params = {}
             if port is None:
                 return cls(transport.upper(), host, None, fast_params)
-            fast_port = int(port)
-            if fast_port > 65535:
-                raise ParseError(f"Via port out of range: {text!r}")
+            fast_port = parse_digits(port, "Via port", MAX_PORT)
             return cls(transport.upper(), host, fast_port, fast_params)
         m = _VIA_RE.match(text)
         if m is None:
             raise ParseError(f"malformed Via: {text!r}")
         name, version, transport, host, port = m.groups()
-        port_number = None
-        if port is not None:
-            port_number = int(port)
-            if port_number > 65535:
-                raise ParseError(f"Via port out of range: {text!r}")
+        port_number = None if port is None else parse_digits(port, "Via port", MAX_PORT)
         rest = text[m.end() :]
         params = parse_params(rest, "Via parameter") if rest else {}
         if "branch" in params and not params["branch"]:
             raise ParseError(f"empty Via branch: {text!r}")
+        _check_numbers(params)
         protocol = "SIP/2.0" if name == "SIP" and version == "2.0" else f"{name}/{version}"
         return cls(transport.upper(), host, port_number, params, protocol)
 
@@ -94,8 +108,11 @@ class Via:
 
     @property
     def rport(self) -> int | None:
-        """The ``rport`` value filled in by the server (RFC 3581), else None."""
-        return int_param(self.params.get("rport"))
+        """The ``rport`` value filled in by the server (RFC 3581), else None.
+
+        ParseError when it holds digits beyond 65535 (a parsed Via never does).
+        """
+        return int_param(self.params.get("rport"), "Via rport", MAX_PORT, clamp=False)
 
     @property
     def wants_rport(self) -> bool:
@@ -108,7 +125,8 @@ class Via:
 
     @property
     def ttl(self) -> int | None:
-        return int_param(self.params.get("ttl"))
+        """The multicast ``ttl`` (§20.42), 0 to 255; ParseError beyond."""
+        return int_param(self.params.get("ttl"), "Via ttl", MAX_TTL, clamp=False)
 
     @property
     def sent_by(self) -> tuple[str, int | None]:
