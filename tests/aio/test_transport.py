@@ -386,12 +386,16 @@ async def test_idle_connections_are_closed() -> None:
 @pytest.mark.asyncio
 async def test_max_connections_is_enforced() -> None:
     inbox = Inbox()
-    config = TransportConfig(max_connections=2)
+    # Connections in use (a message within eviction_min_idle) are not evicted for newcomers.
+    config = TransportConfig(max_connections=2, eviction_min_idle=60.0)
     async with layer(inbox, config) as server:
         address = await server.listen("tcp", "127.0.0.1", 0)
         first = await raw_connect(address)
         second = await raw_connect(address)
-        await wait_until(lambda: server.connection_count == 2)
+        for n, (_, writer) in enumerate((first, second)):
+            writer.write(bytes(options(n, "tcp")))
+            await inbox.get()
+        assert server.connection_count == 2
         third_reader, third_writer = await raw_connect(address)
         assert await read_eof(third_reader) == b""  # refused at once
         assert server.connection_count == 2
@@ -409,12 +413,15 @@ async def test_max_connections_is_enforced() -> None:
 
 @pytest.mark.asyncio
 async def test_ws_max_connections_refuses_handshake() -> None:
-    async with layer(Inbox(), TransportConfig(max_connections=1)) as server:
+    inbox = Inbox()
+    config = TransportConfig(max_connections=1, eviction_min_idle=60.0)
+    async with layer(inbox, config) as server:
         host, port = await server.listen("ws", "127.0.0.1", 0)
         async with ws_connect(
             f"ws://{host}:{port}/", subprotocols=[Subprotocol("sip")], proxy=None
-        ):
-            await wait_until(lambda: server.connection_count == 1)
+        ) as ws:
+            await ws.send(bytes(options(1, "ws")))  # in use: not evicted for a newcomer
+            await inbox.get()
             with pytest.raises(InvalidStatus) as info:
                 await ws_connect(
                     f"ws://{host}:{port}/", subprotocols=[Subprotocol("sip")], proxy=None

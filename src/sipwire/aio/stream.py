@@ -12,6 +12,7 @@ from sipwire.aio.transport_base import (
     TransportConfig,
     TransportError,
     address_pair,
+    is_keepalive,
     log,
 )
 from sipwire.message import (
@@ -22,6 +23,7 @@ from sipwire.message import (
     StreamError,
     StreamParser,
 )
+from sipwire.transport.address import Source
 
 __all__ = ["READ_CHUNK", "StreamConnection"]
 
@@ -65,6 +67,13 @@ class StreamConnection(Connection):
             self.config.write_buffer_size
         )
 
+    def _written(self, data: bytes) -> None:
+        now = asyncio.get_running_loop().time()
+        if is_keepalive(data):
+            self.keepalive_seen(now)
+        else:
+            self.message_seen(now, read=False)
+
     async def send(self, data: bytes) -> None:
         if self.closed or self._writer.is_closing():
             raise TransportError(f"{self!r} is closed")
@@ -73,7 +82,7 @@ class StreamConnection(Connection):
             self.abort()
             raise TransportError(f"{self!r}: write buffer full")
         self._writer.write(data)
-        self.last_activity = asyncio.get_running_loop().time()
+        self._written(data)
         try:
             async with asyncio.timeout(self.config.write_timeout):
                 await self._writer.drain()
@@ -85,8 +94,27 @@ class StreamConnection(Connection):
             self.abort()
             raise TransportError(f"{self!r}: {exc}") from exc
 
+    def send_nowait(self, data: bytes) -> Source | None:
+        """Queue ``data`` in the write buffer when it has room; None otherwise.
+
+        The bytes leave as soon as the socket takes them, and a graceful
+        :meth:`close` still sends them: an answer queued while the read loop
+        closes the connection (a 400 for a message that broke the framing)
+        goes out before the FIN.
+        """
+        if self.closed or self._writer.is_closing() or not self._buffer_room(len(data)):
+            return None
+        self._writer.write(data)
+        self._written(data)
+        return self.source
+
     async def run(self) -> None:
-        """The read loop: frame, deliver, answer pings, enforce the limits."""
+        """The read loop: frame, deliver, answer pings, enforce the limits.
+
+        On a fatal framing error the sink hears of it (``report_error``) before
+        the connection is closed, so an answer it queues with
+        :meth:`send_nowait` is flushed by the graceful close.
+        """
         config = self.config
         parser = StreamParser(config.max_message_size, client=self.client)
         loop = asyncio.get_running_loop()
@@ -94,20 +122,12 @@ class StreamConnection(Connection):
         try:
             while True:
                 now = loop.time()
-                idle_deadline = self.last_activity + config.idle_timeout
-                deadline = idle_deadline
-                if partial_since is not None:
-                    deadline = min(deadline, partial_since + config.message_timeout)
+                deadline, why = self.deadline(now, partial_since)
                 if now >= deadline:
-                    if now < idle_deadline:
-                        log.warning(
-                            "%r: partial message held %.1fs (%d bytes); closing",
-                            self,
-                            config.message_timeout,
-                            parser.buffered,
-                        )
+                    if partial_since is not None:
+                        log.warning("%r: %s (%d bytes); closing", self, why, parser.buffered)
                     else:
-                        log.info("%r: idle for %.1fs; closing", self, config.idle_timeout)
+                        log.info("%r: %s; closing", self, why)
                     return
                 try:
                     async with asyncio.timeout(deadline - now):
@@ -118,19 +138,22 @@ class StreamConnection(Connection):
                     log.debug("%r: closed by peer", self)
                     return
                 now = loop.time()
-                self.last_activity = now
                 completed = False
                 for item in parser.feed(chunk):
                     if isinstance(item, Request | Response):
                         completed = True
+                        self.message_seen(now, read=True)
                         self.sink.deliver(item, self.source)
                     elif isinstance(item, KeepAlivePing):
                         # RFC 5626 §3.5.1: a double CRLF ping is answered by a CRLF pong.
+                        # Only where keep-alives count does it keep the connection open.
+                        self.keepalive_seen(now)
                         if not self._buffer_room(len(_PONG)):
                             log.warning("%r: pong not sent, write buffer full; closing", self)
                             return
                         self._writer.write(_PONG)
                     elif isinstance(item, KeepAlivePong):
+                        self.keepalive_seen(now)
                         log.debug("%r: keep-alive pong", self)
                     elif isinstance(item, StreamError):
                         completed = True

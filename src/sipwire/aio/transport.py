@@ -7,9 +7,11 @@ received bytes into messages (``on_message``) and sends bytes to a
 are pure functions in :mod:`sipwire.transport.routing`; this module only
 moves bytes.
 
-Limits (:class:`TransportConfig`): message size, connection count, idle and
-partial-message timeouts, write buffers. Whatever is dropped or closed is
-logged on the ``sipwire.transport`` logger with the reason.
+Limits (:class:`TransportConfig`): message size, connection count (in all
+and per source address, evicting idle connections to make room), the time to
+a connection's first message, idle and partial-message timeouts, write
+buffers. Whatever is dropped, closed or refused is logged on the
+``sipwire.transport`` logger with the reason.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Final
 from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import ServerConnection
 
+from sipwire.aio.connections import ConnectionTable
 from sipwire.aio.stream import READ_CHUNK, StreamConnection
 from sipwire.aio.transport_base import (
     Connection,
@@ -34,6 +37,8 @@ from sipwire.aio.transport_base import (
     MessageHandler,
     TransportConfig,
     TransportError,
+    address_pair,
+    known_address,
     log,
 )
 from sipwire.aio.udp import UdpEndpoint
@@ -95,7 +100,7 @@ class TransportLayer:
         self._udp: list[UdpEndpoint] = []
         self._servers: list[asyncio.Server] = []
         self._ws_servers: list[WsServer] = []
-        self._connections: dict[int, Connection] = {}
+        self._connections = ConnectionTable(self.config)
         self._by_target: dict[tuple[str, str, int], Connection] = {}
         self._connecting: dict[tuple[str, str, int], asyncio.Task[Connection]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -120,6 +125,10 @@ class TransportLayer:
         except Exception:
             log.exception("on_error failed for bytes from %s", source.as_target())
 
+    def connection_used(self, conn: Connection) -> None:
+        """A complete message went through ``conn`` (used by the connections)."""
+        self._connections.used(conn)
+
     # -- introspection ------------------------------------------------------------------
     @property
     def connection_count(self) -> int:
@@ -129,10 +138,65 @@ class TransportLayer:
     def connection(self, flow: int) -> Source | None:
         """The source (remote and local address) of an open connection, or None."""
         conn = self._connections.get(flow)
-        return None if conn is None or conn.closed else conn.source
+        return None if conn is None else conn.source
 
-    def _room_for_connection(self) -> bool:
-        return len(self._connections) + len(self._connecting) < self.config.max_connections
+    def keep_flow(self, flow: int, until: float) -> bool:
+        """Keep the connection ``flow`` open until ``until`` (event loop time).
+
+        For a registrar that accepted a REGISTER over this connection (RFC
+        5626 outbound: the flow is how it reaches the user agent), with
+        ``until`` the binding's expiry. Until then the connection is never
+        evicted to make room, and CRLF keep-alives on it count as traffic: it
+        stays open while they come at least every
+        ``config.keepalive_idle_timeout`` seconds (otherwise keep-alives do
+        not hold an incoming connection open; see ``config.idle_timeout``).
+        A later call replaces ``until``; a time already past (0) releases the
+        flow. Returns False when the connection is no longer open.
+        """
+        return self._connections.keep(flow, until, asyncio.get_running_loop().time())
+
+    def _admit(self, transport: str, remote: tuple[str, int], *, evict: bool = True) -> bool:
+        """Whether an incoming connection from ``remote`` may open; log why not.
+
+        When ``max_connections`` is reached, room is made by evicting an idle
+        incoming connection; with ``evict`` False (a WebSocket handshake not
+        yet complete) it is only checked that one could be.
+        """
+        if self._closed:
+            return False
+        if not known_address(remote):
+            # Reset before the peer's address could be read: nowhere to answer.
+            log.info("%s: connection closed: peer address unknown (reset by peer?)", transport)
+            return False
+        limit = self.config.max_connections_per_source
+        if self._connections.from_source(remote[0]) >= limit:
+            log.warning(
+                "%s: refused connection from %s:%d: %d connections from it "
+                "(max_connections_per_source)",
+                transport,
+                *remote,
+                limit,
+            )
+            return False
+        now = asyncio.get_running_loop().time()
+        pending = len(self._connecting)
+        if evict:
+            newcomer = f"{transport} from {remote[0]}:{remote[1]}"
+            room = self._connections.make_room(pending, now, newcomer)
+        else:
+            room = (
+                len(self._connections) + pending < self.config.max_connections
+                or self._connections.candidate(now) is not None
+            )
+        if not room:
+            log.warning(
+                "%s: refused connection from %s:%d: %d connections open, none idle "
+                "(max_connections)",
+                transport,
+                *remote,
+                len(self._connections),
+            )
+        return room
 
     # -- listening -------------------------------------------------------------------------
     async def listen(self, transport: str, host: str, port: int) -> tuple[str, int]:
@@ -177,13 +241,7 @@ class TransportLayer:
                 raise TransportError("tls needs TransportConfig.tls_server_context", 500)
 
         async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            if self._closed or not self._room_for_connection():
-                log.warning(
-                    "%s: refused connection from %s: %d connections open (max_connections)",
-                    transport,
-                    writer.get_extra_info("peername"),
-                    len(self._connections),
-                )
+            if not self._admit(transport, address_pair(writer.get_extra_info("peername"))):
                 writer.transport.abort()
                 return
             conn = StreamConnection(
@@ -216,8 +274,8 @@ class TransportLayer:
             if ws.subprotocol != SUBPROTOCOL or self._closed:
                 log.info("%s: connection without the sip subprotocol closed", transport)
                 return
-            if not self._room_for_connection():
-                log.warning("%s: refused connection: max_connections reached", transport)
+            if not self._admit(transport, address_pair(ws.remote_address)):
+                ws.transport.abort()
                 return
             conn = WsConnection(
                 self,
@@ -230,14 +288,13 @@ class TransportLayer:
             )
             await self._run_connection(conn)
 
-        def accept() -> bool:
-            if self._room_for_connection():
-                return True
-            log.warning("%s: refused handshake: max_connections reached", transport)
-            return False
-
         server = await serve_ws(
-            accepted, host, port, self.config, secure=transport == "wss", accept=accept
+            accepted,
+            host,
+            port,
+            self.config,
+            secure=transport == "wss",
+            accept=functools.partial(self._admit, transport, evict=False),
         )
         self._ws_servers.append(server)
         name = server.sockets[0].getsockname()
@@ -248,7 +305,7 @@ class TransportLayer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
-        self._connections[conn.flow] = conn
+        self._connections.add(conn)
         log.debug("%r: open", conn)
         try:
             await conn.run()
@@ -257,7 +314,7 @@ class TransportLayer:
             self._tasks.discard(task)
 
     def _forget(self, conn: Connection) -> None:
-        self._connections.pop(conn.flow, None)
+        self._connections.remove(conn)
         key = (conn.transport, conn.remote[0], conn.remote[1])
         if self._by_target.get(key) is conn:
             del self._by_target[key]
@@ -296,11 +353,7 @@ class TransportLayer:
             return await self._send_udp(data, target)
         if transport not in TRANSPORTS:
             raise TransportError(f"unknown transport {transport!r}")
-        conn: Connection | None = None
-        if flow is not None:
-            candidate = self._connections.get(flow)
-            if candidate is not None and not candidate.closed and candidate.transport == transport:
-                conn = candidate
+        conn = self._flow(flow, transport)
         if conn is None:
             conn = await self._connection_to(
                 Target(transport, target.host, target.port), server_name
@@ -308,14 +361,25 @@ class TransportLayer:
         await conn.send(data)
         return conn.source
 
-    def send_nowait(self, data: bytes, target: Target) -> Source | None:
-        """Send a datagram at once when that needs no waiting, else return None.
+    def send_nowait(self, data: bytes, target: Target, *, flow: int | None = None) -> Source | None:
+        """Send at once when that needs no waiting, else return None.
 
-        Covers UDP to an IP address through an existing socket: the common case
-        of a server answering, without the cost of a task per message. None
-        means "use ``await send()``". Raises TransportError like ``send``.
+        Covers UDP to an IP address through an existing socket, and the
+        connection ``flow`` when it is open, of the target's transport, and
+        has room in its write buffer: the common cases of a server answering,
+        without the cost of a task per message. On a stream the bytes are
+        queued before this returns, so an answer is written even when the
+        connection is closed right after (a 400 for a message that broke the
+        framing). WebSocket connections have no synchronous send: None.
+        None means "use ``await send()``". Raises TransportError like ``send``.
         """
-        if self._closed or target.transport.lower() != "udp":
+        if self._closed:
+            return None
+        transport = target.transport.lower()
+        if flow is not None and transport != "udp":
+            conn = self._flow(flow, transport)
+            return None if conn is None else conn.send_nowait(data)
+        if transport != "udp":
             return None
         host = target.host
         if not _is_ip_literal(host):
@@ -324,6 +388,11 @@ class TransportLayer:
         if endpoint is None:
             return None
         return endpoint.send(data, host, target.port)
+
+    def _flow(self, flow: int | None, transport: str) -> Connection | None:
+        """The open connection ``flow`` if it is of ``transport``."""
+        conn = None if flow is None else self._connections.get(flow)
+        return conn if conn is not None and conn.transport == transport else None
 
     async def _send_udp(self, data: bytes, target: Target) -> Source:
         host = target.host
@@ -375,7 +444,9 @@ class TransportLayer:
             return existing
         pending = self._connecting.get(key)
         if pending is None:
-            if not self._room_for_connection():
+            now = asyncio.get_running_loop().time()
+            newcomer = f"{target.transport} to {target.host}:{target.port}"
+            if not self._connections.make_room(len(self._connecting), now, newcomer):
                 log.warning("%s: not connecting to %s: max_connections reached", *key[:2])
                 raise TransportError("too many connections (max_connections)")
             pending = asyncio.get_running_loop().create_task(self._open(target, server_name))
@@ -436,7 +507,7 @@ class TransportLayer:
             conn.abort()
             raise TransportError("transport layer is closed")
         self._by_target[(target.transport, target.host, target.port)] = conn
-        self._connections[conn.flow] = conn
+        self._connections.add(conn)
         self._tasks.add(loop.create_task(self._run_connection(conn)))
         log.debug("%r: connected", conn)
         return conn
@@ -453,7 +524,7 @@ class TransportLayer:
             ws_server.close(close_connections=False)
         for pending in list(self._connecting.values()):
             pending.cancel()
-        for conn in list(self._connections.values()):
+        for conn in self._connections:
             conn.abort()
         tasks = list(self._tasks)
         for task in tasks:
@@ -473,7 +544,7 @@ class TransportLayer:
         self._servers.clear()
         self._ws_servers.clear()
         self._udp.clear()
-        self._connections.clear()
+        self._connections = ConnectionTable(self.config)
         self._by_target.clear()
 
     async def __aenter__(self) -> TransportLayer:

@@ -22,6 +22,7 @@ from sipwire.aio.transport_base import (
     TransportConfig,
     TransportError,
     address_pair,
+    is_keepalive,
     log,
 )
 from sipwire.errors import ParseError
@@ -36,8 +37,9 @@ _CLOSE_TIMEOUT: Final = 2.0
 
 WsHandler = Callable[[ServerConnection], Awaitable[None]]
 """Runs for each accepted WebSocket connection; the connection closes when it returns."""
-AcceptCheck = Callable[[], bool]
-"""Asked before a WebSocket handshake completes: False refuses it (HTTP 503)."""
+AcceptCheck = Callable[[tuple[str, int]], bool]
+"""Asked with the peer's (host, port) before a WebSocket handshake completes:
+False refuses it (HTTP 503). The address is ("", 0) when the peer is gone."""
 
 
 class WsConnection(Connection):
@@ -75,7 +77,11 @@ class WsConnection(Connection):
             text = True
         except UnicodeDecodeError:
             text = False
-        self.last_activity = asyncio.get_running_loop().time()
+        now = asyncio.get_running_loop().time()
+        if is_keepalive(data):
+            self.keepalive_seen(now)
+        else:
+            self.message_seen(now, read=False)
         try:
             async with asyncio.timeout(self.config.write_timeout):
                 await self.ws.send(data, text=text)
@@ -93,19 +99,20 @@ class WsConnection(Connection):
         try:
             while True:
                 now = loop.time()
-                deadline = self.last_activity + config.idle_timeout
+                deadline, why = self.deadline(now)
                 if now >= deadline:
-                    log.info("%r: idle for %.1fs; closing", self, config.idle_timeout)
+                    log.info("%r: %s; closing", self, why)
                     return
                 try:
                     async with asyncio.timeout(deadline - now):
                         received = await self.ws.recv()
                 except TimeoutError:
                     continue  # recv() is cancel-safe; the deadline is checked again
-                self.last_activity = loop.time()
+                now = loop.time()
                 data = received.encode("utf-8") if isinstance(received, str) else received
-                if not data.strip(b"\r\n"):
-                    continue  # a stray keep-alive
+                if is_keepalive(data):
+                    self.keepalive_seen(now)  # counts only where keep-alives count
+                    continue
                 try:
                     message = parse_message(data, max_size=config.max_message_size)
                 except ParseError as exc:
@@ -113,6 +120,7 @@ class WsConnection(Connection):
                     log.info("%r: message skipped: %s", self, exc.reason)
                     self.sink.report_error(data, exc, self.source)
                     continue
+                self.message_seen(now, read=True)
                 self.sink.deliver(message, self.source)
         except ConnectionClosed as exc:
             if (exc.rcvd is not None and exc.rcvd.code == 1009) or (
@@ -155,7 +163,8 @@ async def serve_ws(
 
     Clients must offer the ``sip`` subprotocol (RFC 7118 §4.1), else the
     handshake fails with HTTP 400. ``accept`` is asked before each handshake
-    completes; when it returns False the client gets HTTP 503.
+    completes, with the peer's address; when it returns False the client gets
+    HTTP 503.
     """
     context: ssl.SSLContext | None = None
     if secure:
@@ -164,7 +173,7 @@ async def serve_ws(
             raise TransportError("wss needs TransportConfig.tls_server_context", 500)
 
     def process_request(connection: ServerConnection, request: HttpRequest) -> HttpResponse | None:
-        if accept():
+        if accept(address_pair(connection.remote_address)):
             return None
         return connection.respond(503, "Too many connections\n")
 
