@@ -149,3 +149,25 @@ def test_per_source_rate_limit_drops_beyond_the_limit() -> None:
     assert 10 <= answered <= 25 and admission.stats.dropped_rate_limit == 100 - answered
     h.receive(_invite(1000, host=FRIEND.host), FRIEND)
     assert h.statuses()[-1] == 200
+
+
+def test_bye_to_a_contact_with_an_unknown_transport_fails_locally() -> None:
+    """The BYE cannot be routed (transport=foo): it fails with 503 inside the core,
+    the session ends, and nothing escapes into the timer path."""
+    h = Harness()
+    h.receive(
+        _invite(1, extra="").replace(
+            "Contact: <sip:alice@192.0.2.20:5060>",
+            "Contact: <sip:alice@192.0.2.20:5060;transport=foo>",
+        )
+    )
+    (session,) = h.sessions
+    tag = session.local_tag
+    ack = request("ACK", branch="z9hG4bKack1", to_tag=tag, call_id="call-1")
+    h.receive(ack.replace("192.0.2.20:5070", "192.0.2.20:5060"))
+    assert session.state is CallState.CONFIRMED
+    creq = session.bye(h.now)
+    h.pump()
+    assert creq is not None and creq.final is not None and creq.final.status == 503
+    assert session.state is CallState.TERMINATED
+    assert h.requests == []  # nothing could be sent

@@ -14,15 +14,19 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
+from sipwire.aio.limits import default_limits
+from sipwire.aio.overload import OverloadConfig, OverloadMonitor
 from sipwire.aio.transport import TransportLayer
 from sipwire.aio.transport_base import TransportConfig, TransportError
 from sipwire.errors import ParseError
-from sipwire.message import Request, Response, Via
+from sipwire.message import Headers, Request, Response, Via
 from sipwire.message.salvage import error_response
+from sipwire.transaction.admission import Admission, AdmissionConfig
 from sipwire.transaction.events import Event, SendRequest, SendResponse
-from sipwire.transaction.layer import TransactionLayer
+from sipwire.transaction.layer import TransactionLayer, request_size
 from sipwire.transaction.timers import TimerConfig
 from sipwire.transport.address import Source, Target
+from sipwire.transport.amplification import AmplificationGuard
 from sipwire.transport.routing import fallback_target, response_target, stamp_via
 
 __all__ = ["Endpoint", "TransactionUser"]
@@ -41,26 +45,54 @@ class TransactionUser(Protocol):
 
 
 class Endpoint:
-    """One SIP element on asyncio: listeners, transactions and a TU."""
+    """One SIP element on asyncio: listeners, transactions and a TU.
+
+    Load and abuse are handled here, at the edge, with the sans-I/O pieces
+    below: new requests pass the transaction layer's
+    :class:`~sipwire.transaction.admission.Admission` (limits sized from the
+    machine's memory unless ``limits`` is given), an :class:`OverloadMonitor`
+    tells it when the process cannot keep up, and an
+    :class:`~sipwire.transport.amplification.AmplificationGuard` bounds the
+    bytes that retransmissions send towards UDP addresses that never showed
+    they want them. ``honour_maddr`` lets a Via's unicast ``maddr`` steer
+    responses (off: only multicast ``maddr`` is honoured).
+    """
 
     def __init__(
         self,
         *,
         timers: TimerConfig | None = None,
         transport: TransportConfig | None = None,
-        max_transactions: int = 100_000,
+        max_transactions: int | None = None,
+        limits: AdmissionConfig | None = None,
+        overload: OverloadConfig | None = None,
+        honour_maddr: bool = False,
     ) -> None:
-        self.transactions = TransactionLayer(timers, max_transactions=max_transactions)
+        admission = Admission(limits or default_limits())
+        self.transactions = TransactionLayer(
+            timers, max_transactions=max_transactions, admission=admission
+        )
         self.transport = TransportLayer(self._on_message, on_error=self._on_error, config=transport)
+        self.max_message_size = self.transport.config.max_message_size
         self.tu: TransactionUser | None = None
+        self.guard = AmplificationGuard()
+        self.honour_maddr = honour_maddr
+        self.monitor = OverloadMonitor(admission, self.transactions.__len__, overload)
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._pumping = False
         self._sends: set[asyncio.Task[None]] = set()
         self.sent = 0
         self.received = 0
         self.trace: Callable[[str, bytes, Source | Target], None] | None = None
         """Called with ("recv" | "send", message bytes, peer) for every message."""
+        self.monitor.start()
+
+    @property
+    def admission(self) -> Admission:
+        """Admission of new requests (limits, per-source accounting, counters)."""
+        return self.transactions.admission
 
     def now(self) -> float:
         return self._loop.time()
@@ -75,6 +107,7 @@ class Endpoint:
             await asyncio.wait(list(self._sends), timeout=timeout)
 
     async def close(self) -> None:
+        self.monitor.stop()
         if self._timer is not None:
             self._timer.cancel()
         for task in list(self._sends):
@@ -87,13 +120,20 @@ class Endpoint:
         if self.trace is not None:
             self.trace("recv", bytes(message), source)
         now = self._loop.time()
+        udp = source.flow is None
         if isinstance(message, Request):
+            if udp:
+                self.guard.received(source.host, request_size(message))
             stamp_via(message, source)  # §18.2.1: received / rport
-        self.transactions.receive(message, source, now)
+            self.transactions.receive(message, source, now)
+        elif self.transactions.receive(message, source, now) and udp:
+            self.guard.verified(source.host)  # it answered our request: it is there
         self._pump(now)
 
     def _on_error(self, data: bytes, error: ParseError, source: Source) -> None:
         """A message that does not parse: answer it when it can be routed, else drop it."""
+        if source.flow is None:
+            self.guard.received(source.host, len(data))
         response = error_response(data, error)
         if response is None:
             log.info(
@@ -116,16 +156,33 @@ class Endpoint:
         self._pump(self._loop.time())
 
     def _pump(self, now: float) -> None:
+        """Deliver every queued event: a loop, never a recursion.
+
+        The TU may call ``pump()`` again from inside ``handle`` (a command it
+        runs in reaction to an event queues more events); that inner call
+        returns at once and this loop picks the new events up, so no burst of
+        messages or timers can deepen the stack. An exception from one event
+        is logged and the others are still delivered.
+        """
+        if self._pumping:
+            return
+        self._pumping = True
         layer = self.transactions
         tu = self.tu
-        while (event := layer.next_event()) is not None:
-            if isinstance(event, SendResponse):
-                self._send_response(event)
-            elif isinstance(event, SendRequest):
-                self._send_request(event)
-            elif tu is not None:
-                tu.handle(event, now)
-        self._arm()
+        try:
+            while (event := layer.next_event()) is not None:
+                try:
+                    if isinstance(event, SendResponse):
+                        self._send_response(event)
+                    elif isinstance(event, SendRequest):
+                        self._send_request(event)
+                    elif tu is not None:
+                        tu.handle(event, now)
+                except Exception:
+                    log.exception("error while handling %r", event)
+        finally:
+            self._pumping = False
+            self._arm()
 
     def _send_response(self, event: SendResponse) -> None:
         response = event.response
@@ -136,14 +193,52 @@ class Endpoint:
         if not vias:
             log.info("response %d has no usable Via; not sent", response.status)
             return
-        target, reuse = response_target(vias[0], event.source)
-        flow = event.source.flow if reuse else None
+        source = event.source
+        target, reuse = response_target(vias[0], source, honour_maddr=self.honour_maddr)
+        flow = source.flow if reuse else None
         data = bytes(response)
+        if len(data) > self.max_message_size:
+            data = self._too_large(response, len(data))
+            if not data:
+                return
+        if flow is None and target.transport == "udp":
+            # Retransmissions towards an address that never showed it wants them are
+            # bounded (a forged source must not turn us into an amplifier).
+            if event.retransmission or target.host != source.host:
+                if not self.guard.allow(target.host, len(data)):
+                    log.debug("retransmission to unverified %s withheld", target)
+                    return
+            else:
+                self.guard.sent(target.host, len(data))
         if self.trace is not None:
             self.trace("send", data, target)
-        if flow is None and self._send_now(data, target, event):
+        if self._send_now(data, target, event, flow):
             return
         self._spawn(self._transmit(data, target, flow, event, fallback=vias[0]))
+
+    def _too_large(self, response: Response, size: int) -> bytes:
+        """A response over the size limit: a bare 500 instead, or nothing (logged)."""
+        log.warning(
+            "response %d of %d bytes exceeds %d bytes; sending 500 instead",
+            response.status,
+            size,
+            self.max_message_size,
+        )
+        if response.status >= 500:
+            return b""
+        bare = Response(500, "Server Internal Error - response too large")
+        bare.headers = Headers(
+            [
+                (name, value)
+                for key, name, value in response.headers._items
+                if key in ("via", "from", "to", "call-id", "cseq")
+            ]
+        )
+        data = bytes(bare)
+        if len(data) > self.max_message_size:
+            log.warning("even a bare 500 is %d bytes (huge Via/From/To); dropped", len(data))
+            return b""
+        return data
 
     def _send_request(self, event: SendRequest) -> None:
         data = bytes(event.request)
@@ -152,10 +247,17 @@ class Endpoint:
         if not self._send_now(data, event.target, event):
             self._spawn(self._transmit(data, event.target, None, event, fallback=None))
 
-    def _send_now(self, data: bytes, target: Target, event: SendRequest | SendResponse) -> bool:
-        """UDP fast path: send synchronously; False when it needs the async path."""
+    def _send_now(
+        self,
+        data: bytes,
+        target: Target,
+        event: SendRequest | SendResponse,
+        flow: int | None = None,
+    ) -> bool:
+        """Fast path (UDP, or an open connection with room): send synchronously;
+        False when it needs the async path."""
         try:
-            sent = self.transport.send_nowait(data, target)
+            sent = self.transport.send_nowait(data, target, flow=flow)
         except TransportError as exc:
             log.info("could not send to %s: %s", target, exc.reason)
             if event.transaction is not None:
@@ -179,10 +281,10 @@ class Endpoint:
             self.sent += 1
             return
         except TransportError as exc:
-            if fallback is not None and flow is not None:
-                # §18.2.2: the connection is gone; try the Via's sent-by instead.
+            if fallback is not None and flow is not None and isinstance(event, SendResponse):
+                # §18.2.2: the connection is gone; open one to where it came from.
                 try:
-                    await self.transport.send(data, fallback_target(fallback))
+                    await self.transport.send(data, fallback_target(fallback, event.source))
                     self.sent += 1
                     return
                 except TransportError:
@@ -200,24 +302,40 @@ class Endpoint:
 
     # -- the single timer ------------------------------------------------------------------------
     def _arm(self) -> None:
-        deadlines = [self.transactions.next_timer()]
+        """Keep one ``call_at`` armed no later than the earliest deadline of the stack.
+
+        A timer already armed for an earlier time is left alone: when it fires
+        early, ``_on_timer`` finds nothing due and arms again. Deadlines mostly
+        move later (every new transaction adds a later one), so this spares a
+        cancel and a new handle per message.
+        """
+        due = self.transactions.next_timer()
         if self.tu is not None:
-            deadlines.append(self.tu.next_timer())
-        due = min((d for d in deadlines if d is not None), default=None)
-        if due == self._timer_at:
+            tu_due = self.tu.next_timer()
+            if tu_due is not None and (due is None or tu_due < due):
+                due = tu_due
+        if due is None:
+            return
+        armed = self._timer_at
+        if armed is not None and armed <= due:
             return
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
         self._timer_at = due
-        if due is not None:
-            self._timer = self._loop.call_at(due, self._on_timer)
+        self._timer = self._loop.call_at(due, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
         now = self._loop.time()
-        self.transactions.handle_timer(now)
+        try:
+            self.transactions.handle_timer(now)
+        except Exception:
+            log.exception("error in a transaction timer")
         if self.tu is not None:
-            self.tu.handle_timer(now)
+            try:
+                self.tu.handle_timer(now)
+            except Exception:
+                # The failing callback is gone from the queue; the others still run.
+                log.exception("error in a timer of the transaction user")
         self._pump(now)

@@ -28,6 +28,7 @@ from sipwire.aio.call import Call
 from sipwire.aio.dns import Resolver
 from sipwire.aio.endpoint import Endpoint
 from sipwire.aio.ids import SecretIds
+from sipwire.aio.limits import default_limits
 from sipwire.aio.listen import advertised_host, parse_listen
 from sipwire.aio.transport_base import TransportConfig, TransportError
 from sipwire.auth.digest import DigestAccount, DigestClient
@@ -58,6 +59,7 @@ from sipwire.core.subscription import Subscription, SubState
 from sipwire.core.ua import UserAgentCore
 from sipwire.errors import LocalProtocolError, RequestFailed
 from sipwire.message import Address, Request, Response, SipUri
+from sipwire.transaction.admission import AdmissionConfig
 from sipwire.transaction.events import Event
 
 __all__ = ["UserAgent"]
@@ -94,6 +96,7 @@ class UserAgent:
         session_expires: int | None = 1800,
         reliable_provisional: bool = False,
         trace: Callable[[str, bytes, object], None] | None = None,
+        limits: AdmissionConfig | None = None,
     ) -> None:
         address = Address.parse(aor)
         if display_name is not None:
@@ -107,8 +110,11 @@ class UserAgent:
         if password is not None:
             auth_user = username or address.uri.user or ""
             self._accounts.append(DigestAccount(auth_user, password, realm))
+        self.limits = limits or default_limits()
+        """Admission limits (sessions, transactions, bytes held); sized from memory by default."""
         self.config = UAConfig(
             aor=address,
+            max_sessions=self.limits.max_holdings,
             contact_user=address.uri.user or "sipwire",
             user_agent=user_agent,
             outbound_proxy=Address.parse(outbound_proxy) if outbound_proxy else None,
@@ -130,6 +136,7 @@ class UserAgent:
         self._call_handler: Callable[[Call], Awaitable[None]] | None = None
         self._registrations: dict[int, tuple[Registration, asyncio.Future[Response]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._draining = False
         self._rtp_port = self.media_config.rtp_port_min
         self._auto_answer: float | None = None
         self.unclaimed_timeout = 60.0
@@ -157,7 +164,7 @@ class UserAgent:
 
     async def start(self) -> None:
         """Open the listeners and start the core."""
-        endpoint = Endpoint(transport=self._transport_config)
+        endpoint = Endpoint(transport=self._transport_config, limits=self.limits)
         self.endpoint = endpoint
         if self._trace is not None:
             endpoint.trace = self._trace
@@ -250,14 +257,19 @@ class UserAgent:
         self._drain()
 
     def _drain(self) -> None:
+        """Deliver the core's events: a loop; a nested call leaves them to the outer one."""
         core = self.core
-        if core is None:
+        if core is None or self._draining:
             return
-        while (event := core.next_event()) is not None:
-            try:
-                self._dispatch(event)
-            except Exception:
-                log.exception("error handling %r", event)
+        self._draining = True
+        try:
+            while (event := core.next_event()) is not None:
+                try:
+                    self._dispatch(event)
+                except Exception:
+                    log.exception("error handling %r", event)
+        finally:
+            self._draining = False
         if self.endpoint is not None:
             self.endpoint.pump()
 
