@@ -122,10 +122,12 @@ class Endpoint:
         now = self._loop.time()
         udp = source.flow is None
         if isinstance(message, Request):
+            size = None
             if udp:
-                self.guard.received(source.host, request_size(message))
+                size = request_size(message)
+                self.guard.received(source.host, size)
             stamp_via(message, source)  # §18.2.1: received / rport
-            self.transactions.receive(message, source, now)
+            self.transactions.receive(message, source, now, size)
         elif self.transactions.receive(message, source, now) and udp:
             self.guard.verified(source.host)  # it answered our request: it is there
         self._pump(now)

@@ -124,15 +124,19 @@ class TransactionLayer:
             transaction.pending_size = 0
 
     # -- inputs ----------------------------------------------------------------------
-    def receive(self, message: Request | Response, source: Source, now: float) -> bool:
+    def receive(
+        self, message: Request | Response, source: Source, now: float, size: int | None = None
+    ) -> bool:
         """A message from the transport (already parsed and checked by the parser).
 
-        Returns True for a response that matched one of our client
-        transactions: its sender received our request (it echoes our branch).
+        ``size`` is its wire size when the caller knows it (else it is
+        estimated). Returns True for a response that matched one of our
+        client transactions: its sender received our request (it echoes our
+        branch).
         """
         if isinstance(message, Response):
             return self._receive_response(message, now)
-        self._receive_request(message, source, now)
+        self._receive_request(message, source, now, size)
         return False
 
     def _receive_response(self, response: Response, now: float) -> bool:
@@ -145,7 +149,9 @@ class TransactionLayer:
         transaction.receive_response(response, now)
         return True
 
-    def _receive_request(self, request: Request, source: Source, now: float) -> None:
+    def _receive_request(
+        self, request: Request, source: Source, now: float, size: int | None
+    ) -> None:
         key = matching.server_key(request)
         transaction = self._servers.get(key)
         if transaction is not None:
@@ -171,7 +177,8 @@ class TransactionLayer:
             server = InviteServerTransaction(key, request, source, self.config, self)
         else:
             server = NonInviteServerTransaction(key, request, source, self.config, self)
-        size = request_size(request)
+        if size is None:
+            size = request_size(request)
         server.pending_size = size
         self.pending_bytes += size
         self._servers[key] = server
