@@ -17,10 +17,11 @@ import logging
 import signal
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import click
 
+from sipwire.aio.limits import default_limits
 from sipwire.aio.listen import ListenSpec, parse_listen
 from sipwire.aio.transport_base import TransportConfig
 from sipwire.aio.ua import UserAgent
@@ -57,6 +58,8 @@ class AnswerConfig:
     """Value of the Server / User-Agent header."""
     ring_time: float = 0.0
     """Seconds between 180 Ringing and 200 OK (0 answers at once)."""
+    source_rate_limit: float | None = None
+    """New requests per second from one address beyond which they are dropped (None: off)."""
 
 
 @dataclass(slots=True)
@@ -80,11 +83,15 @@ async def run_answer(
     """Run the answering user agent until ``stop`` is set (or SIGINT/SIGTERM)."""
     first = listens[0]
     host = f"[{first.host}]" if ":" in first.host else first.host
+    limits = default_limits()
+    if config.source_rate_limit is not None:
+        limits = replace(limits, source_rate_limit=config.source_rate_limit)
     ua = UserAgent(
         f"sip:{config.user}@{host}",
         listen=[str(spec) for spec in listens],
         transport=transport,
         user_agent=config.user_agent,
+        limits=limits,
     )
     stats = AnswerStats()
     ua.auto_answer(config.ring_time)
@@ -153,6 +160,13 @@ def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | N
     show_default=True,
     help="Event loop: uvloop when installed (auto), or the standard asyncio loop.",
 )
+@click.option(
+    "--source-rate-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Drop new requests beyond this many per second from one address "
+    "(like kamailio's pike; off by default).",
+)
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def answer(
     listens: tuple[ListenSpec, ...],
@@ -161,6 +175,7 @@ def answer(
     ring_time: float,
     user: str,
     loop: str,
+    source_rate_limit: float | None,
     verbose: int,
 ) -> None:
     """Answer every call: a user agent server for tests and demos."""
@@ -177,7 +192,7 @@ def answer(
         server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_context.load_cert_chain(cert, key)
     transport = TransportConfig(tls_server_context=server_context)
-    config = AnswerConfig(user=user, ring_time=ring_time)
+    config = AnswerConfig(user=user, ring_time=ring_time, source_rate_limit=source_rate_limit)
     # A server's objects live for seconds (calls, transactions): collect the young
     # generation less often and keep the start-up objects out of every collection.
     gc.collect()
