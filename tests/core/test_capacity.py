@@ -171,3 +171,39 @@ def test_bye_to_a_contact_with_an_unknown_transport_fails_locally() -> None:
     assert creq is not None and creq.final is not None and creq.final.status == 503
     assert session.state is CallState.TERMINATED
     assert h.requests == []  # nothing could be sent
+
+
+def test_a_reliable_provisional_stops_when_the_connection_fails() -> None:
+    """RFC 3262 retransmissions of a 18x over a connection that then fails: the
+    transaction ends (§17.2.4), the call ends, no response is forced through."""
+    tcp = Source("tcp", "192.0.2.20", 40000, "192.0.2.10", 5080, flow=3)
+    h = Harness(ring_time=10.0)
+    h.receive(_invite(1, extra="Require: 100rel\r\n"), tcp)
+    (session,) = h.sessions
+    assert h.statuses() == [180] and h.sent[0][1].headers.get("RSeq")
+    assert session.server is not None
+    h.layer.transport_error(session.server, h.now)  # the peer closed the connection
+    h.pump()
+    h.advance(h.now + 40)  # the 18x timer and the answer timer would fire here
+    assert session.state is CallState.TERMINATED and session.end_status == 503
+    assert h.statuses() == [180]
+    assert h.tu.sessions == [] and h.layer.admission.holdings == 0
+
+
+def test_session_refresh_after_an_offer_the_ack_never_answered() -> None:
+    """INVITE without SDP: our offer goes in the 200 and the ACK brings no answer.
+    The offer is void, so the session refresh (we are the refresher) can go out."""
+    from sipwire.core.sdp_media import MediaConfig, SdpMedia
+
+    h = Harness()
+    h.tu.media_factory = lambda: SdpMedia(MediaConfig(), address="192.0.2.10", audio_port=20000)
+    h.receive(_invite(1, extra="Supported: timer\r\nSession-Expires: 90;refresher=uas\r\n"))
+    (session,) = h.sessions
+    ok = [r for _, r in h.sent if r.status == 200][0]
+    assert ok.body  # our offer
+    ack = request("ACK", branch="z9hG4bKack1", to_tag=session.local_tag, call_id="call-1")
+    h.receive(ack.replace("192.0.2.20:5070", "192.0.2.20:5060"))
+    h.advance(h.now + 50)  # refresh at half the interval
+    assert {r.method for r in h.requests} == {"INVITE"}  # the re-INVITE and its retransmissions
+    assert len({r.via[0].branch for r in h.requests}) == 1
+    assert h.requests[0].body  # a new offer

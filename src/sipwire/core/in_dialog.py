@@ -225,6 +225,7 @@ class InDialog(SessionTimer):
                 self.take_answer(ack.body, now)
             else:
                 log.info("ACK without the answer to our offer in call %s", self._call_id())
+                self.media.offer_rejected()  # the offer never took effect
                 self._oa = _IDLE
         self.ack_received(now)
 
@@ -591,8 +592,8 @@ class InDialog(SessionTimer):
                 self.update(now, offer=False)
             else:
                 self.reinvite(now, refresh=True)
-        except LocalProtocolError:
-            pass
+        except (LocalProtocolError, MediaError) as exc:
+            log.info("session refresh of %s not sent: %s", self._call_id(), exc.reason)
 
     def session_expired(self, now: float) -> None:
         """The peer did not refresh in time (RFC 4028 §10): BYE."""

@@ -303,7 +303,9 @@ class UserAgentCore:
                         self.layer.respond(tx, reply, now)
         elif isinstance(event, TransactionTerminated):
             self.sender.forget(event.transaction)
-            self._servers.pop(id(event.transaction), None)
+            session = self._servers.pop(id(event.transaction), None)
+            if session is not None:
+                session.server_gone(now)
         elif isinstance(event, TransactionTimedOut):
             log.info("transaction gave up: %s (%s)", event.transaction, event.reason)
 

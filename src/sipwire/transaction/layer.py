@@ -215,9 +215,17 @@ class TransactionLayer:
         """Send the ACK for a 2xx: no transaction, the TU retransmits it (§13.2.2.4)."""
         self.emit(SendRequest(ack, target, None))
 
-    def respond(self, transaction: ServerTransaction, response: Response, now: float) -> None:
-        """Send a response from the TU through its server transaction."""
+    def respond(self, transaction: ServerTransaction, response: Response, now: float) -> bool:
+        """Send a response from the TU through its server transaction.
+
+        A transaction that already ended (its connection failed, §17.2.4)
+        takes nothing: the response is dropped and False returned. Any other
+        response its state forbids raises LocalProtocolError.
+        """
+        if transaction.terminated:
+            return False
         transaction.send_response(response, now)
+        return True
 
     def send_stateless_response(self, response: Response, source: Source) -> None:
         """Send a response outside any transaction (e.g. a 400 for a broken request)."""
