@@ -33,16 +33,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.load.harness import (
-    LOAD_CPU,
-    REPO,
-    ProbeResult,
-    UdpUac,
-    calls_ok,
-    options_ok,
-    pin,
-    start_answer,
-)
+from tests.load.server import LOAD_CPU, REPO, pin, start_answer
+from tests.load.uac import ProbeResult, UdpUac, calls_ok, options_ok
 
 FLOOD_RATE = 5000
 FLOOD_SECONDS = 10.0
@@ -139,8 +131,7 @@ def test_invite_flood_leaves_service_for_others(tmp_path: Path) -> None:
                         *pin(LOAD_CPU),
                         sys.executable,
                         "-m",
-                        "tests.load.harness",
-                        "flood",
+                        "tests.load.flooder",
                         "--target",
                         f"127.0.0.1:{server.port}",
                         "--bind",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.load.harness import REPO
+from tests.load.server import REPO
 
 DATAGRAMS = 100_000
 FRAMINGS = 2_000

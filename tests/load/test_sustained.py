@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.interop.sipp import SIPP, run_sipp
-from tests.load.harness import LOAD_CPU, options_ok, start_answer
+from tests.load.server import LOAD_CPU, start_answer
+from tests.load.uac import options_ok
 
 RATE = 400
 SECONDS = 40
