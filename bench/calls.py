@@ -1,11 +1,24 @@
 """Calls per second that ``sipwire answer`` sustains under sipp's ``uac`` scenario.
 
-The server runs on one core, sipp on the other (taskset). The rate steps up
-until a step has a failed call (or sipp cannot keep the rate); the highest
-clean step is reported, next to sipp's own ``uas`` scenario measured the
-same way as the ceiling of the harness.
+The server runs on one core, sipp on the other (taskset). A figure counts
+only when it held for a long step with 0 failed calls: a capacity leak hides
+in short steps (a call holds transaction state for 64*T1 = 32 s after it
+ends, so a step must outlast that several times over).
 
-    .venv/bin/python bench/calls.py [--quick] [--seconds 5] [--max-rate 8000]
+Two phases per server, sipwire then sipp's own ``uas`` (the ceiling of the
+harness) in the same run:
+
+1. search: short steps (``--search-seconds``) up a ladder of rates until one
+   fails, to find the neighbourhood;
+2. confirm: long steps (``--seconds``, 100 s by default, 3x the longest
+   timer) from the highest clean search rate downwards until one holds with
+   0 failed calls. That rate is the published figure.
+
+During sipwire's confirmation step, py-spy (when installed) samples the
+server for ``--profile-seconds`` and the functions with the most own time
+are printed: where the CPU goes.
+
+    .venv-bench/bin/python bench/calls.py [--quick] [--seconds 100] [--max-rate 8000]
 """
 
 from __future__ import annotations
@@ -18,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,10 +56,11 @@ run_sipp = _sipp.run_sipp
 
 SERVER_CPU = 0
 SIPP_CPU = 1
+LADDER = (500, 750, 1000, 1250, 1500, 1750, 2000, 2500, 3000, 4000, 5000, 6000, 7000, 8000)
 
 
 @contextmanager
-def server(kind: str, port: int) -> Iterator[None]:
+def server(kind: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
     """Start the server under test pinned to SERVER_CPU."""
     pin = ["taskset", "-c", str(SERVER_CPU)] if shutil.which("taskset") else []
     if kind == "sipwire":
@@ -69,7 +84,7 @@ def server(kind: str, port: int) -> Iterator[None]:
     )
     time.sleep(1.5)
     try:
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -79,18 +94,78 @@ def server(kind: str, port: int) -> Iterator[None]:
             proc.wait()
 
 
-def step(kind: str, rate: int, seconds: float) -> tuple[bool, float]:
-    """One step at ``rate`` for ``seconds``: (clean, achieved calls/s)."""
+@contextmanager
+def profiled(proc: subprocess.Popen[bytes], seconds: float, delay: float) -> Iterator[list[str]]:
+    """py-spy samples ``proc`` for ``seconds`` after ``delay``; yields the top lines."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    out: list[str] = []
+    if not Path(spy).exists() or seconds <= 0:
+        yield out
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "profile.txt"
+        cmd = (
+            f"sleep {delay}; exec {spy} record --pid {proc.pid} --duration {int(seconds)} "
+            f"--rate 200 --format raw --output {raw} --nonblocking"
+        )
+        spy_proc = subprocess.Popen(
+            ["sh", "-c", cmd], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            yield out
+        finally:
+            try:
+                spy_proc.wait(timeout=seconds + delay + 30)
+            except subprocess.TimeoutExpired:
+                spy_proc.kill()
+            if raw.exists():
+                out.extend(_top_functions(raw.read_text()))
+
+
+def _top_functions(raw: str, count: int = 25) -> list[str]:
+    """Own time and total time per function from py-spy's collapsed stacks."""
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    for line in raw.splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        hits = int(n)
+        samples += hits
+        frames = [f.split(" (")[0] + " " + f.split("/")[-1].rstrip(")") for f in stack.split(";")]
+        own[frames[-1]] += hits
+        for frame in set(frames):
+            total[frame] += hits
+    if not samples:
+        return []
+    lines = [f"  {'own':>6} {'total':>6}  function (py-spy, {samples} samples)"]
+    for frame, hits in own.most_common(count):
+        lines.append(
+            f"  {100 * hits / samples:5.1f}% {100 * total[frame] / samples:5.1f}%  {frame}"
+        )
+    return lines
+
+
+def step(
+    kind: str, rate: int, seconds: float, profile: float = 0.0
+) -> tuple[bool, float, int, list[str]]:
+    """One step at ``rate`` for ``seconds``: (clean, achieved calls/s, failed, profile)."""
     port = free_port()
     calls = max(int(rate * seconds), 1)
-    with server(kind, port), tempfile.TemporaryDirectory() as tmp:
+    delay = min(seconds / 2, 20.0)
+    with (
+        server(kind, port) as proc,
+        tempfile.TemporaryDirectory() as tmp,
+        profiled(proc, profile, delay) as top,
+    ):
         started = time.monotonic()
         result = run_sipp(
             f"127.0.0.1:{port}",
             Path(tmp),
             calls=calls,
             rate=rate,
-            timeout=seconds * 4 + 30,
+            timeout=seconds * 2 + 60,
             cpu=SIPP_CPU,
             extra=(),
         )
@@ -98,71 +173,71 @@ def step(kind: str, rate: int, seconds: float) -> tuple[bool, float]:
     achieved = result.successful / elapsed if elapsed > 0 else 0.0
     clean = result.failed == 0 and result.successful == calls and result.returncode == 0
     # sipp must also have kept the offered rate (else the harness, not the server, limits).
-    clean = clean and achieved >= 0.8 * rate
-    return clean, achieved
+    clean = clean and achieved >= 0.9 * rate
+    return clean, achieved, result.failed, top
 
 
-def highest_clean_rate(kind: str, rates: list[int], seconds: float) -> int:
-    best = 0
+def _report(
+    kind: str, phase: str, rate: int, seconds: float, outcome: tuple[bool, float, int]
+) -> None:
+    clean, achieved, failed = outcome
+    print(
+        f"  {kind:8} {phase:7} {rate:5d}/s x {seconds:3.0f} s  achieved {achieved:7.0f}/s  "
+        f"failed {failed:6d}  {'ok' if clean else 'FAILED'}",
+        flush=True,
+    )
+
+
+def sustained_rate(
+    kind: str, rates: list[int], search_seconds: float, seconds: float, profile: float
+) -> tuple[int, list[str]]:
+    """The highest rate of ``rates`` that holds for ``seconds`` with 0 failed calls."""
+    clean_rates: list[int] = []
     for rate in rates:
-        clean, achieved = step(kind, rate, seconds)
-        print(
-            f"  {kind:8} rate {rate:5d}/s  achieved {achieved:7.0f}/s  "
-            f"{'ok' if clean else 'FAILED'}",
-            flush=True,
-        )
+        clean, achieved, failed, _ = step(kind, rate, search_seconds)
+        _report(kind, "search", rate, search_seconds, (clean, achieved, failed))
         if not clean:
             break
-        best = rate
-    return best
+        clean_rates.append(rate)
+    for rate in reversed(clean_rates):
+        clean, achieved, failed, top = step(kind, rate, seconds, profile)
+        _report(kind, "confirm", rate, seconds, (clean, achieved, failed))
+        if clean:
+            return rate, top
+    return 0, []
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of each step")
-    parser.add_argument("--quick", action="store_true", help="short steps, coarse rates")
+    parser.add_argument("--seconds", type=float, default=100.0, help="length of a confirm step")
+    parser.add_argument("--search-seconds", type=float, default=10.0)
+    parser.add_argument("--profile-seconds", type=float, default=20.0)
+    parser.add_argument("--quick", action="store_true", help="short steps (a smoke test only)")
     parser.add_argument("--max-rate", type=int, default=8000)
     parser.add_argument("--skip-sipp-uas", action="store_true")
     args = parser.parse_args()
     if SIPP is None:
         print("sipp is not installed (Debian package sip-tester); skipping the call benchmark")
         return 0
-    seconds = 2.0 if args.quick else args.seconds
-    rates = [
-        r
-        for r in (
-            100,
-            250,
-            500,
-            750,
-            1000,
-            1250,
-            1500,
-            2000,
-            2500,
-            3000,
-            4000,
-            5000,
-            6000,
-            7000,
-            8000,
-        )
-        if r <= args.max_rate
-    ]
+    seconds, search = (5.0, 2.0) if args.quick else (args.seconds, args.search_seconds)
+    rates = [r for r in LADDER if r <= args.max_rate]
     print(
-        f"calls/s under sipp uac (server on CPU {SERVER_CPU}, sipp on CPU {SIPP_CPU}, "
-        f"{seconds:.0f} s per step, 0 failed calls required)"
+        f"calls/s under sipp uac (server on CPU {SERVER_CPU}, sipp on CPU {SIPP_CPU}): search "
+        f"steps of {search:.0f} s, then confirm steps of {seconds:.0f} s with 0 failed calls"
     )
-    sipwire_best = highest_clean_rate("sipwire", rates, seconds)
+    sipwire_best, top = sustained_rate("sipwire", rates, search, seconds, args.profile_seconds)
     uas_best = 0
     if not args.skip_sipp_uas:
-        uas_best = highest_clean_rate("sipp-uas", rates, seconds)
-    print(f"sipwire answer: {sipwire_best} calls/s")
+        uas_best, _ = sustained_rate("sipp-uas", rates, search, seconds, 0.0)
+    print(f"sipwire answer: {sipwire_best} calls/s sustained for {seconds:.0f} s, 0 failed")
     if uas_best:
         print(
-            f"sipp uas:       {uas_best} calls/s   (sipwire / sipp uas = "
-            f"{sipwire_best / uas_best:.2f})"
+            f"sipp uas:       {uas_best} calls/s sustained for {seconds:.0f} s   "
+            f"(sipwire / sipp uas = {sipwire_best / uas_best:.2f})"
         )
+    if top:
+        print("where sipwire answer's CPU goes at that rate:")
+        print("\n".join(top))
     return 0
 
 

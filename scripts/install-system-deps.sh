@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite uses: sipp (package sip-tester),
-# tshark, and the interop peers baresip (baresip-core) and kamailio (its
-# registrar, usrloc, auth, ctl ... modules and kamcmd are in the main package).
+# tshark, the interop peers baresip (baresip-core) and kamailio (its
+# registrar, usrloc, auth, ctl ... modules and kamcmd are in the main package;
+# kamailio-sqlite-modules for the registrar benchmark), and the databases the
+# location store runs on: redis-server and postgresql.
 # Idempotent: does nothing when all are already installed. Non-interactive,
 # without recommended packages.
 # Other package names given as arguments are installed instead (the Makefile
@@ -9,13 +11,16 @@
 # Tests that need these tools skip when they are missing, so on a system
 # without apt this script only warns.
 #
-# kamailio's package would start a system kamailio on port 5060: while
-# installing, a policy-rc.d that forbids starting services is put in place
-# (unless the machine already has one), and the service is then disabled and
-# stopped if it runs anyway. The tests start their own kamailio on free ports.
+# These packages would start system services (kamailio on port 5060, redis,
+# postgresql): while installing, a policy-rc.d that forbids starting services
+# is put in place (unless the machine already has one), and the services are
+# then disabled and stopped if they run anyway. The tests start their own
+# kamailio, redis-server and postgres on free loopback ports with throwaway
+# data directories.
 set -euo pipefail
 
-PACKAGES=(sip-tester tshark baresip-core kamailio)
+PACKAGES=(sip-tester tshark baresip-core kamailio kamailio-sqlite-modules redis-server postgresql)
+SERVICES=(kamailio redis-server postgresql)
 if [ "$#" -gt 0 ]; then
     PACKAGES=("$@")
 fi
@@ -48,11 +53,13 @@ if [ "$(id -u)" -ne 0 ]; then
     fi
 fi
 
-installing_kamailio=no
+services=()
 for pkg in "${missing[@]}"; do
-    if [ "$pkg" = kamailio ]; then
-        installing_kamailio=yes
-    fi
+    for service in "${SERVICES[@]}"; do
+        if [ "$pkg" = "$service" ]; then
+            services+=("$service")
+        fi
+    done
 done
 
 # Keep package scripts from starting services (kamailio) during the install.
@@ -64,7 +71,7 @@ remove_policy() {
     fi
 }
 trap remove_policy EXIT
-if [ "$installing_kamailio" = yes ] && [ ! -e "$POLICY" ]; then
+if [ "${#services[@]}" -gt 0 ] && [ ! -e "$POLICY" ]; then
     printf '#!/bin/sh\n# install-system-deps.sh: start no service while installing\nexit 101\n' \
         | "${SUDO[@]}" tee "$POLICY" >/dev/null
     "${SUDO[@]}" chmod 755 "$POLICY"
@@ -82,16 +89,16 @@ echo "install-system-deps: installing ${missing[*]}"
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     "${missing[@]}"
 
-if [ "$installing_kamailio" = yes ]; then
-    # No system kamailio: not now, not at boot.
+for service in "${services[@]}"; do
+    # No system service: not now, not at boot.
     if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-        "${SUDO[@]}" systemctl disable --now kamailio.service >/dev/null 2>&1 || true
+        "${SUDO[@]}" systemctl disable --now "$service.service" >/dev/null 2>&1 || true
     else
-        if [ -x /etc/init.d/kamailio ]; then
-            "${SUDO[@]}" /etc/init.d/kamailio stop >/dev/null 2>&1 || true
+        if [ -x "/etc/init.d/$service" ]; then
+            "${SUDO[@]}" "/etc/init.d/$service" stop >/dev/null 2>&1 || true
         fi
         if command -v update-rc.d >/dev/null 2>&1; then
-            "${SUDO[@]}" update-rc.d kamailio disable >/dev/null 2>&1 || true
+            "${SUDO[@]}" update-rc.d "$service" disable >/dev/null 2>&1 || true
         fi
     fi
-fi
+done
