@@ -199,7 +199,7 @@ def test_session_refresh_after_an_offer_the_ack_never_answered() -> None:
     h.tu.media_factory = lambda: SdpMedia(MediaConfig(), address="192.0.2.10", audio_port=20000)
     h.receive(_invite(1, extra="Supported: timer\r\nSession-Expires: 90;refresher=uas\r\n"))
     (session,) = h.sessions
-    ok = [r for _, r in h.sent if r.status == 200][0]
+    ok = next(r for _, r in h.sent if r.status == 200)
     assert ok.body  # our offer
     ack = request("ACK", branch="z9hG4bKack1", to_tag=session.local_tag, call_id="call-1")
     h.receive(ack.replace("192.0.2.20:5070", "192.0.2.20:5060"))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Final
 
 from sipwire.core.media import MediaError
 from sipwire.sdp import (
@@ -40,6 +42,12 @@ class MediaConfig:
 
 def codecs_by_name(names: tuple[str, ...]) -> tuple[Codec, ...]:
     """Codec objects for names such as ``("PCMU", "telephone-event")``; ValueError if unknown."""
+    if type(names) is tuple:  # hashable: every call has one of the same few configs
+        return _remembered_codecs(names)
+    return _look_up_codecs(names)
+
+
+def _look_up_codecs(names: tuple[str, ...]) -> tuple[Codec, ...]:
     out = []
     for name in names:
         codec = KNOWN_CODECS.get(name.lower())
@@ -47,6 +55,9 @@ def codecs_by_name(names: tuple[str, ...]) -> tuple[Codec, ...]:
             raise ValueError(f"unknown codec {name!r}; known: {', '.join(sorted(KNOWN_CODECS))}")
         out.append(codec)
     return tuple(out)
+
+
+_remembered_codecs: Final = lru_cache(maxsize=32)(_look_up_codecs)
 
 
 class SdpMedia:
@@ -69,7 +80,7 @@ class SdpMedia:
             audio_port,
             video_port=video_port if config.video_codecs else None,
             audio_codecs=codecs_by_name(config.codecs),
-            video_codecs=codecs_by_name(config.video_codecs),
+            video_codecs=codecs_by_name(config.video_codecs) if config.video_codecs else (),
             session_name=config.session_name,
             username=config.username,
             session_id=session_id,
@@ -97,7 +108,8 @@ class SdpMedia:
     def receive_offer(self, body: bytes) -> bytes:
         """Answer the peer's offer; MediaError (488) when nothing is acceptable."""
         try:
-            answer = self.negotiator.receive_offer(parse_sdp(body))
+            # The parsed offer is ours alone and the answer is only serialized: no copies.
+            answer = self.negotiator.receive_offer(parse_sdp(body), copy=False)
         except (SdpError, OfferAnswerError) as exc:
             raise MediaError(exc.reason, 491 if exc.status == 491 else 488) from None
         self.remote = body

@@ -369,7 +369,7 @@ class InviteSession(InDialog):
         """The INVITE server transaction ended: before a final response, that means its
         connection failed (§17.2.4) and no response can reach the caller: the call ends."""
         if self.state in (CallState.INCOMING, CallState.EARLY):
-            log.info("call %s: the caller can no longer be answered (transport error)", self.call_id)
+            log.info("call %s: the caller can no longer be answered", self.call_id)
             self._end(503, "transport error", now, None)
 
     def ack_received(self, now: float) -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Final
 
-from sipwire.sdp.session import MediaDescription, SdpError, parse_rtpmap
+from sipwire.sdp.session import MediaDescription, RtpMap, SdpError, parse_rtpmap
 
 __all__ = [
     "CN",
@@ -180,16 +181,77 @@ def media_codecs(media: MediaDescription) -> list[Codec]:
     ``a=rtpmap`` wins; a static payload type without one is looked up in
     :data:`STATIC_PAYLOAD_TYPES`; formats that are neither are skipped.
     """
-    rtpmap = media.rtpmap()
-    result: list[Codec] = []
+    return [codec for _, codec in _keyed_media_codecs(media)]
+
+
+_CodecKey = tuple[str, int, int]
+
+
+def _keyed_media_codecs(media: MediaDescription) -> list[tuple[_CodecKey, Codec]]:
+    """:func:`media_codecs`, each codec with its :attr:`Codec.key` (the negotiator wants both)."""
+    # One pass over the attributes: the first well-formed rtpmap and the first
+    # fmtp of each payload type (what MediaDescription.rtpmap() and .fmtp() give).
+    rtpmap: dict[str, RtpMap] = {}
+    fmtps: dict[str, str] = {}
+    for name, value in media.attributes:
+        if name == "rtpmap":
+            entry = _rtpmap(value) if value and len(value) <= _CACHED_TEXT else _rtpmap_of(value)
+            if entry is not None and entry[0] not in rtpmap:
+                rtpmap[entry[0]] = entry[1]
+        elif name == "fmtp" and value:
+            fmt, _, params = value.partition(" ")
+            if fmt not in fmtps:
+                fmtps[fmt] = params.strip(" \t")
+    result: list[tuple[_CodecKey, Codec]] = []
     for fmt in media.formats:
         if not (fmt.isascii() and fmt.isdigit() and len(fmt) <= 3 and int(fmt) <= 127):
             continue
         pt = int(fmt)
-        fmtp = media.fmtp(fmt)
-        entry = rtpmap.get(fmt)
-        if entry is not None:
-            result.append(Codec(entry.encoding_name, entry.clock_rate, entry.channels, fmtp, pt))
+        fmtp = fmtps.get(fmt)
+        found = rtpmap.get(fmt)
+        if found is not None:
+            result.append(_codec(found.encoding_name, found.clock_rate, found.channels, fmtp, pt))
         elif pt in STATIC_PAYLOAD_TYPES:
-            result.append(STATIC_PAYLOAD_TYPES[pt].with_payload_type(pt, fmtp))
+            if fmtp is None:
+                # with_payload_type(pt, None) would give an equal codec: take the one we have.
+                result.append(_STATIC_KEYED[pt])
+            else:
+                static = STATIC_PAYLOAD_TYPES[pt]
+                result.append(_codec(static.name, static.clock_rate, static.channels, fmtp, pt))
     return result
+
+
+def _codec(
+    name: str, clock_rate: int, channels: int, fmtp: str | None, pt: int
+) -> tuple[_CodecKey, Codec]:
+    """``Codec(...)`` and its key; the same again for the same short values (it is immutable)."""
+    if len(name) + len(fmtp or "") <= _CACHED_TEXT:
+        return _cached_codec(name, clock_rate, channels, fmtp, pt)
+    return _keyed_codec(name, clock_rate, channels, fmtp, pt)
+
+
+def _keyed_codec(
+    name: str, clock_rate: int, channels: int, fmtp: str | None, pt: int
+) -> tuple[_CodecKey, Codec]:
+    codec = Codec(name, clock_rate, channels, fmtp, pt)
+    return codec.key, codec
+
+
+_CACHED_TEXT: Final = 64
+"""rtpmap values, and codec names with their fmtp, up to this long are remembered: peers
+send the same few again and again (and the memory this takes stays small)."""
+
+
+def _rtpmap_of(value: str | None) -> tuple[str, RtpMap] | None:
+    """``parse_rtpmap(value)``, or None when it is malformed."""
+    try:
+        return parse_rtpmap(value or "")
+    except SdpError:
+        return None
+
+
+_rtpmap: Final = lru_cache(maxsize=256)(_rtpmap_of)
+_cached_codec: Final = lru_cache(maxsize=512)(_keyed_codec)
+_STATIC_KEYED: Final[Mapping[int, tuple[_CodecKey, Codec]]] = MappingProxyType(
+    {pt: (codec.key, codec) for pt, codec in STATIC_PAYLOAD_TYPES.items()}
+)

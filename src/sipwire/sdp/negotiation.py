@@ -5,12 +5,13 @@ and the per-m-line helpers :class:`~sipwire.sdp.offer_answer.OfferAnswer` uses.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import Final
 
 from sipwire.errors import SipError
-from sipwire.sdp.codecs import DYNAMIC_PAYLOAD_TYPES, Codec, media_codecs
-from sipwire.sdp.session import Direction, MediaDescription, SessionDescription
+from sipwire.sdp.codecs import DYNAMIC_PAYLOAD_TYPES, Codec, _CodecKey, _keyed_media_codecs
+from sipwire.sdp.session import Attribute, Direction, MediaDescription, Origin, SessionDescription
 
 __all__ = [
     "GlareError",
@@ -19,8 +20,9 @@ __all__ = [
     "OfferAnswerState",
 ]
 
-_CodecKey = tuple[str, int, int]
 _NO_MEDIA_ADDRESSES = frozenset({"0.0.0.0", "::"})
+_DIRECTION_ATTRIBUTES: Final = {d: Attribute(d.value) for d in Direction}
+"""``a=sendrecv`` ... as attributes (immutable, so shared)."""
 
 
 class OfferAnswerState(Enum):
@@ -95,9 +97,14 @@ def _is_pt(fmt: str) -> bool:
 
 
 def _bind(bindings: dict[int, _CodecKey], md: MediaDescription) -> None:
-    for codec in media_codecs(md):
+    _bind_keyed(bindings, _keyed_media_codecs(md))
+
+
+def _bind_keyed(bindings: dict[int, _CodecKey], keyed: Sequence[tuple[_CodecKey, Codec]]) -> None:
+    """Remember the payload type of each codec (the keyed codecs of one m-line)."""
+    for key, codec in keyed:
         if codec.payload_type is not None:
-            bindings[codec.payload_type] = codec.key
+            bindings[codec.payload_type] = key
 
 
 def _pick_payload_type(codec: Codec, bindings: dict[int, _CodecKey], used: set[int]) -> int | None:
@@ -118,26 +125,30 @@ def _pick_payload_type(codec: Codec, bindings: dict[int, _CodecKey], used: set[i
 
 def _describe(md: MediaDescription, codecs: Sequence[Codec], direction: Direction) -> None:
     """Add ``a=rtpmap``, ``a=fmtp`` and the direction attribute for ``codecs``."""
-    for codec in codecs:
-        md.add("rtpmap", f"{codec.payload_type} {codec.rtpmap}")
-    for codec in codecs:
-        if codec.fmtp:
-            md.add("fmtp", f"{codec.payload_type} {codec.fmtp}")
-    md.add(direction.value)
+    attributes = md.attributes
+    attributes.extend([_attr("rtpmap", f"{c.payload_type} {c.rtpmap}") for c in codecs])
+    attributes.extend([_attr("fmtp", f"{c.payload_type} {c.fmtp}") for c in codecs if c.fmtp])
+    attributes.append(_DIRECTION_ATTRIBUTES[direction])
 
 
-def _remote_direction(sd: SessionDescription, md: MediaDescription) -> Direction:
-    """The peer's direction for ``md``; a 0.0.0.0 address means it receives nothing."""
-    direction = sd.effective_direction(md)
-    conn = sd.connection_for(md)
-    if conn is not None and conn.host in _NO_MEDIA_ADDRESSES:
+def _attr(name: str, value: str | None) -> Attribute:
+    """``Attribute(name, value)`` without the Python-level NamedTuple ``__new__``."""
+    return tuple.__new__(Attribute, (name, value))
+
+
+def _remote(sd: SessionDescription, md: MediaDescription) -> tuple[Direction, str | None]:
+    """The peer's direction for ``md`` and its address (None if it gave none).
+
+    A 0.0.0.0 (or ::) address means the peer receives nothing (RFC 3264 §8.4).
+    """
+    direction = md.explicit_direction or sd.direction
+    conn = md.connection or sd.connection
+    if conn is None:
+        return direction, None
+    host = conn.host
+    if host in _NO_MEDIA_ADDRESSES:
         direction = direction.intersect(Direction.SENDONLY)
-    return direction
-
-
-def _remote_address(sd: SessionDescription, md: MediaDescription) -> str | None:
-    conn = sd.connection_for(md)
-    return None if conn is None else conn.host
+    return direction, host
 
 
 def _rejected(
@@ -157,5 +168,25 @@ def _rejected(
     )
 
 
-def _without_version(sd: SessionDescription) -> SessionDescription:
-    return replace(sd, origin=replace(sd.origin, sess_version=0))
+def _same_but_version(new: SessionDescription, old: SessionDescription) -> bool:
+    """Whether ``new`` and ``old`` are equal but for the ``o=`` line's sess-version.
+
+    ``new`` must be a description nobody else holds: its origin is swapped
+    for the comparison and put back.
+    """
+    origin = new.origin
+    theirs = old.origin
+    if origin.sess_version == theirs.sess_version:
+        return new == old
+    new.origin = Origin(
+        origin.username,
+        origin.sess_id,
+        theirs.sess_version,
+        origin.nettype,
+        origin.addrtype,
+        origin.address,
+    )
+    try:
+        return new == old
+    finally:
+        new.origin = origin

@@ -14,23 +14,34 @@ what to answer when no stream is acceptable (typically 488).
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import replace
+from functools import lru_cache
+from typing import Final
 
-from sipwire.sdp.codecs import H264, PCMA, PCMU, TELEPHONE_EVENT, VP8, Codec, media_codecs
+from sipwire.sdp.codecs import (
+    H264,
+    PCMA,
+    PCMU,
+    TELEPHONE_EVENT,
+    VP8,
+    Codec,
+    _CodecKey,
+    _keyed_media_codecs,
+    media_codecs,
+)
 from sipwire.sdp.negotiation import (
     GlareError,
     NegotiatedStream,
     OfferAnswerError,
     OfferAnswerState,
     _bind,
+    _bind_keyed,
     _describe,
     _is_pt,
     _pick_payload_type,
     _rejected,
-    _remote_address,
-    _remote_direction,
+    _remote,
+    _same_but_version,
     _Stream,
-    _without_version,
 )
 from sipwire.sdp.session import (
     Connection,
@@ -49,6 +60,12 @@ __all__ = [
     "OfferAnswerError",
     "OfferAnswerState",
 ]
+
+
+# Our own c= and o= lines are the same for many calls (a user agent answers every call
+# from one address, often with the same session id); both are immutable, so share them.
+_connection_for: Final = lru_cache(maxsize=64)(Connection.for_address)
+_origin: Final = lru_cache(maxsize=64)(Origin)
 
 
 class OfferAnswer:
@@ -78,7 +95,10 @@ class OfferAnswer:
         protos: Collection[str] = ("RTP/AVP",),
         single_codec: bool = False,
     ) -> None:
-        if not any(not c.is_telephone_event for c in audio_codecs):
+        for codec in audio_codecs:
+            if not codec.is_telephone_event:
+                break
+        else:
             raise ValueError("audio_codecs needs at least one codec besides telephone-event")
         for port in (audio_port, video_port):
             if port is not None and not 0 < port <= 65535:
@@ -213,17 +233,23 @@ class OfferAnswer:
 
     # -- answering offers ---------------------------------------------------------
 
-    def receive_offer(self, offer: SessionDescription) -> SessionDescription:
+    def receive_offer(self, offer: SessionDescription, *, copy: bool = True) -> SessionDescription:
         """Take the peer's offer and return our answer (:meth:`set_remote_offer` +
         :meth:`create_answer`).
 
         Raises :class:`GlareError` (491) while our own offer is outstanding.
+        ``copy=False`` is for a caller that only serializes the answer: the
+        negotiator keeps ``offer`` itself and returns the answer it keeps, so
+        neither may be changed afterwards.
         """
-        self.set_remote_offer(offer)
-        return self.create_answer()
+        self._set_remote_offer(offer, copy)
+        return self._create_answer(copy)
 
     def set_remote_offer(self, offer: SessionDescription) -> None:
         """Take the peer's offer; the answer comes from :meth:`create_answer`."""
+        self._set_remote_offer(offer, True)
+
+    def _set_remote_offer(self, offer: SessionDescription, copy: bool) -> None:
         if self._state is OfferAnswerState.OFFER_SENT:
             raise GlareError()
         if self._state is OfferAnswerState.OFFER_RECEIVED:
@@ -232,7 +258,7 @@ class OfferAnswer:
             raise SdpError(
                 f"offer has {len(offer.media)} m-lines, the session {len(self._streams)}", 488
             )
-        self._pending_offer = offer.copy()
+        self._pending_offer = offer.copy() if copy else offer
         self._last_answer = None
         self._state_before = self._state
         self._state = OfferAnswerState.OFFER_RECEIVED
@@ -244,6 +270,9 @@ class OfferAnswer:
         media type or protocol, no common codec, or a second stream of a kind
         already accepted get port 0.
         """
+        return self._create_answer(True)
+
+    def _create_answer(self, copy: bool) -> SessionDescription:
         offer = self._pending_offer
         if self._state is not OfferAnswerState.OFFER_RECEIVED or offer is None:
             raise OfferAnswerError(f"no offer to answer in state {self._state.value}")
@@ -259,7 +288,7 @@ class OfferAnswer:
         answer = self._stamp(self._session(media))
         self._commit(streams, results, local=answer, remote=offer)
         self._pending_offer = None
-        return answer.copy()
+        return answer.copy() if copy else answer
 
     def reject_offer(self) -> None:
         """Drop the peer's offer without answering (the request got 488 or similar)."""
@@ -292,8 +321,8 @@ class OfferAnswer:
         return self.direction
 
     def _session(self, media: list[MediaDescription]) -> SessionDescription:
-        conn = Connection.for_address(self.address)
-        origin = Origin(
+        conn = _connection_for(self.address)
+        origin = _origin(
             self.username, str(self.session_id), self._version, "IN", conn.addrtype, self.address
         )
         return SessionDescription(
@@ -307,10 +336,19 @@ class OfferAnswer:
     def _stamp(self, sd: SessionDescription) -> SessionDescription:
         """Set the session version: +1 only if the content differs from what we last sent."""
         last = self._last_sent
-        if last is not None and _without_version(sd) != _without_version(last):
+        if last is not None and not _same_but_version(sd, last):
             self._version += 1
-        sd.origin = replace(sd.origin, sess_version=self._version)
-        self._last_sent = sd  # internal: callers only ever get copies
+        origin = sd.origin
+        if origin.sess_version != self._version:
+            sd.origin = _origin(
+                origin.username,
+                origin.sess_id,
+                self._version,
+                origin.nettype,
+                origin.addrtype,
+                origin.address,
+            )
+        self._last_sent = sd  # callers get copies (or, with copy=False, must not change it)
         return sd
 
     def _offer_media(self, media: str, proto: str, stream: _Stream | None) -> MediaDescription:
@@ -341,13 +379,14 @@ class OfferAnswer:
     ) -> tuple[MediaDescription, _Stream, NegotiatedStream]:
         previous = self._streams[index] if index < len(self._streams) else None
         bindings = dict(previous.bindings) if previous and previous.media == om.media else {}
-        _bind(bindings, om)
-        remote_direction = _remote_direction(offer, om)
-        remote = _remote_address(offer, om)
+        offered = _keyed_media_codecs(om)
+        _bind_keyed(bindings, offered)
+        remote_direction, remote = _remote(offer, om)
         chosen: list[Codec] = []
         if om.port != 0 and om.media not in taken and om.proto in self.protos:
-            chosen = self._intersect(self._codecs_for(om.media), media_codecs(om))
-        if not any(not c.is_telephone_event for c in chosen):
+            chosen = self._intersect(self._codecs_for(om.media), offered)
+        # _intersect puts telephone-event last: a first codec that is not one means a codec.
+        if not chosen or chosen[0].is_telephone_event:
             md = MediaDescription(om.media, 0, om.proto, list(om.formats))
             stream = _Stream(om.media, om.proto, list(om.formats), True, remote_direction, bindings)
             return md, stream, _rejected(index, om, om.port, remote)
@@ -360,19 +399,30 @@ class OfferAnswer:
         result = self._result(index, om, port, remote, om.port, chosen, direction)
         return md, stream, result
 
-    def _intersect(self, local: Sequence[Codec], offered: Sequence[Codec]) -> list[Codec]:
-        """Common codecs in local order, with the offer's payload types and fmtp (§6.1)."""
+    def _intersect(
+        self, local: Sequence[Codec], offered: Sequence[tuple[_CodecKey, Codec]]
+    ) -> list[Codec]:
+        """Common codecs in local order, with the offer's payload types and fmtp (§6.1).
+
+        ``offered`` are the offer's codecs with their keys (``_keyed_media_codecs``).
+        """
         codecs: list[Codec] = []
         events: list[Codec] = []
         used: set[int | None] = set()
         for mine in local:
-            theirs = next(
-                (c for c in offered if mine.matches(c) and c.payload_type not in used), None
-            )
-            if theirs is None:
+            key = mine.key
+            h264 = key[0] == "h264"  # matches() looks further than the key only for H.264
+            for their_key, theirs in offered:
+                if (
+                    their_key == key
+                    and theirs.payload_type not in used
+                    and (not h264 or mine.matches(theirs))
+                ):
+                    break
+            else:
                 continue
             used.add(theirs.payload_type)
-            (events if theirs.is_telephone_event else codecs).append(theirs)
+            (events if key[0] == "telephone-event" else codecs).append(theirs)
         if self.single_codec:
             codecs = codecs[:1]
         return codecs + events
@@ -391,8 +441,7 @@ class OfferAnswer:
         previous = self._streams[index] if index < len(self._streams) else None
         bindings = dict(previous.bindings) if previous and previous.media == om.media else {}
         _bind(bindings, om)
-        remote_direction = _remote_direction(answer, am)
-        remote = _remote_address(answer, am)
+        remote_direction, remote = _remote(answer, am)
         if am.port == 0:
             stream = _Stream(om.media, om.proto, list(om.formats), True, remote_direction, bindings)
             return stream, _rejected(index, om, 0, remote)
@@ -433,8 +482,15 @@ class OfferAnswer:
         chosen: Sequence[Codec],
         direction: Direction,
     ) -> NegotiatedStream:
-        main = next(c for c in chosen if not c.is_telephone_event)
-        event = next((c.payload_type for c in chosen if c.is_telephone_event), None)
+        main: Codec | None = None  # the first codec that is not telephone-event
+        event: int | None = None  # the payload type of the first telephone-event
+        seen_event = False
+        for codec in chosen:
+            if codec.is_telephone_event:
+                if not seen_event:
+                    event, seen_event = codec.payload_type, True
+            elif main is None:
+                main = codec
         return NegotiatedStream(
             index=index,
             media=md.media,

@@ -11,6 +11,7 @@ bare LF line ends, trailing white space, blank lines, a missing ``s=`` or
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Final
 
 from sipwire.sdp.session import (
@@ -35,10 +36,20 @@ _MEDIA_SINGLE: Final = frozenset("ick")
 # The order in which the serializer lays out the groups of lines of a section.
 _SESSION_ORDER: Final = "vosiuepcbtzka"
 _MEDIA_ORDER: Final = "micbka"
+# Attribute(name, value) without the Python-level NamedTuple __new__ (one per a= line).
+_new_tuple: Final = tuple.__new__
+_CACHED_TEXT: Final = 64
+"""Values up to this long are remembered by the caches below (which keeps them small)."""
+# Stands in for the o= line until it is read (parse_sdp fails if it never is).
+_NO_ORIGIN: Final = Origin("-", "0", 0, "IN", "IP4", "0.0.0.0")
 
 
 def _fields(value: str) -> list[str]:
-    return [f for f in _BLANKS.split(value) if f]
+    """The fields of a value split at runs of spaces and tabs, empty ones dropped."""
+    parts = _BLANKS.split(value) if "\t" in value else value.split(" ")
+    if "" in parts:
+        return [f for f in parts if f]
+    return parts
 
 
 def _number(text: str, what: str, line: int, max_digits: int = _MAX_INT_DIGITS) -> int:
@@ -52,7 +63,7 @@ def _origin(value: str, line: int) -> Origin:
     if len(parts) < 6:
         raise SdpError("o= line needs 6 fields", line=line)
     # A user name with spaces is a common mistake: keep every leading field in it.
-    username = " ".join(parts[:-5])
+    username = parts[0] if len(parts) == 6 else " ".join(parts[:-5])
     sess_id, sess_version, nettype, addrtype, address = parts[-5:]
     return Origin(
         username, sess_id, _number(sess_version, "sess-version", line), nettype, addrtype, address
@@ -60,10 +71,19 @@ def _origin(value: str, line: int) -> Origin:
 
 
 def _connection(value: str, line: int) -> Connection:
-    parts = _fields(value)
-    if len(parts) != 3:
+    conn = _cached_connection(value) if len(value) <= _CACHED_TEXT else _connection_of(value)
+    if conn is None:
         raise SdpError("c= line needs 3 fields", line=line)
-    return Connection(*parts)
+    return conn
+
+
+def _connection_of(value: str) -> Connection | None:
+    parts = _fields(value)
+    return Connection(*parts) if len(parts) == 3 else None
+
+
+# The same few c= lines come again and again; a Connection is immutable, so share it.
+_cached_connection: Final = lru_cache(maxsize=256)(_connection_of)
 
 
 def _bandwidth(value: str, line: int) -> Bandwidth:
@@ -77,14 +97,7 @@ def _timing(value: str, line: int) -> Timing:
     parts = _fields(value)
     if len(parts) != 2:
         raise SdpError("t= line needs 2 fields", line=line)
-    return Timing(_number(parts[0], "start-time", line), _number(parts[1], "stop-time", line))
-
-
-def _attribute(value: str, line: int) -> Attribute:
-    name, sep, rest = value.partition(":")
-    if not name:
-        raise SdpError("a= line without an attribute name", line=line)
-    return Attribute(name, rest if sep else None)
+    return Timing(_number(parts[0], "start-time", line), _number(parts[1], "stop-time", line), [])
 
 
 def _media(value: str, line: int) -> MediaDescription:
@@ -103,20 +116,31 @@ def _media(value: str, line: int) -> MediaDescription:
 
 
 class _Section:
-    """Counts the known lines of one section, to anchor the extra lines read in it."""
+    """Counts the known lines of one section, to anchor the extra lines read in it.
 
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self.last = ""
+    ``a=`` lines are not counted one by one (they are most of the lines):
+    their count is the length of the section's ``attributes``, and the
+    parser only sets ``last`` for them.
+    """
+
+    __slots__ = ("attributes", "counts", "extras", "last")
+
+    def __init__(self, first: str, attributes: list[Attribute]) -> None:
+        self.counts = {first: 1}
+        self.last = first
+        self.attributes = attributes
         self.extras: list[ExtraLine] = []
 
     def known(self, group: str) -> None:
+        """A known line other than ``a=``."""
         self.counts[group] = self.counts.get(group, 0) + 1
         self.last = group
 
     def extra(self, letter: str, value: str) -> None:
         """Keep a line the model has no room for, after the last known line."""
-        self.extras.append(ExtraLine(letter, value, self.last, self.counts.get(self.last, 0)))
+        last = self.last
+        count = len(self.attributes) if last == "a" else self.counts[last]
+        self.extras.append(ExtraLine(letter, value, last, count))
 
     def surplus(self, letter: str, value: str) -> None:
         """Keep a second copy of a single-valued line right after the first one.
@@ -128,111 +152,69 @@ class _Section:
 
     def in_output_order(self, order: str) -> list[ExtraLine]:
         """The extra lines in the order the serializer writes them back."""
+        if not self.extras:
+            return []
         return sorted(self.extras, key=lambda e: (order.find(e.after), e.position))
 
 
-class _Parser:
-    def __init__(self) -> None:
-        self.origin: Origin | None = None
-        self.sd = SessionDescription(origin=Origin("-", "0", 0, "IN", "IP4", "0.0.0.0"))
-        self.sd.times = []
-        self.session_name: str | None = None
-        self.session = _Section()
-        self.section = self.session
-        self.current: MediaDescription | None = None
-
-    def feed(self, letter: str, value: str, line: int) -> None:
-        if letter == "v":
-            raise SdpError("v= line after the first line", line=line)
-        if letter == "o":
-            if self.origin is not None:
-                raise SdpError("more than one o= line", line=line)
-            if self.current is not None:
-                raise SdpError("o= line inside a media description", line=line)
-            self.origin = _origin(value, line)
-            self.section.known("o")
-        elif letter == "m":
-            self.current = _media(value, line)
-            self.sd.media.append(self.current)
-            self.section = _Section()
-            self.section.known("m")
-        elif self.current is None:
-            self._session_line(letter, value, line)
-        else:
-            self._media_line(self.current, letter, value, line)
-
-    def _session_line(self, letter: str, value: str, line: int) -> None:
-        sd = self.sd
-        group = letter
-        if letter in _SESSION_SINGLE and letter in self.section.counts:
-            self.section.surplus(letter, value)
-            return
-        if letter == "s":
-            self.session_name = value
-        elif letter == "i":
-            sd.information = value
-        elif letter == "u":
-            sd.uri = value
-        elif letter == "z":
-            sd.zone = value
-        elif letter == "k":
-            sd.key = value
-        elif letter == "c":
-            sd.connection = _connection(value, line)
-        elif letter == "e":
-            sd.emails.append(value)
-        elif letter == "p":
-            sd.phones.append(value)
-        elif letter == "b":
-            sd.bandwidths.append(_bandwidth(value, line))
-        elif letter == "t":
-            sd.times.append(_timing(value, line))
-        elif letter == "r":
-            if not sd.times:
-                raise SdpError("r= line before any t= line", line=line)
-            sd.times[-1].repeats.append(value)
-            group = "t"
-        elif letter == "a":
-            sd.attributes.append(_attribute(value, line))
-        else:
-            self.section.extra(letter, value)
-            return
-        self.section.known(group)
-
-    def _media_line(self, md: MediaDescription, letter: str, value: str, line: int) -> None:
-        if letter in _MEDIA_SINGLE and letter in self.section.counts:
-            self.section.surplus(letter, value)
-            return
-        if letter == "i":
-            md.information = value
-        elif letter == "c":
-            md.connection = _connection(value, line)
-        elif letter == "k":
-            md.key = value
-        elif letter == "b":
-            md.bandwidths.append(_bandwidth(value, line))
-        elif letter == "a":
-            md.attributes.append(_attribute(value, line))
-        else:
-            self.section.extra(letter, value)
-            return
-        self.section.known(letter)
-
-    def close_section(self) -> None:
-        if self.current is not None:
-            self.current.extra_lines = self.section.in_output_order(_MEDIA_ORDER)
-
-    def finish(self) -> SessionDescription:
-        self.close_section()
-        if self.origin is None:
-            raise SdpError("missing o= line")
-        sd = self.sd
-        sd.origin = self.origin
-        sd.session_name = "-" if self.session_name is None else self.session_name
+def _session_line(
+    sd: SessionDescription, section: _Section, letter: str, value: str, line: int
+) -> None:
+    """A session-level line other than ``a=``, ``o=``, ``m=`` and ``v=``."""
+    group = letter
+    if letter in _SESSION_SINGLE and letter in section.counts:
+        section.surplus(letter, value)
+        return
+    if letter == "s":
+        sd.session_name = value
+    elif letter == "c":
+        sd.connection = _connection(value, line)
+    elif letter == "t":
+        sd.times.append(_timing(value, line))
+    elif letter == "i":
+        sd.information = value
+    elif letter == "u":
+        sd.uri = value
+    elif letter == "z":
+        sd.zone = value
+    elif letter == "k":
+        sd.key = value
+    elif letter == "e":
+        sd.emails.append(value)
+    elif letter == "p":
+        sd.phones.append(value)
+    elif letter == "b":
+        sd.bandwidths.append(_bandwidth(value, line))
+    elif letter == "r":
         if not sd.times:
-            sd.times = [Timing()]
-        sd.extra_lines = self.session.in_output_order(_SESSION_ORDER)
-        return sd
+            raise SdpError("r= line before any t= line", line=line)
+        sd.times[-1].repeats.append(value)
+        group = "t"
+    else:
+        section.extra(letter, value)
+        return
+    section.known(group)
+
+
+def _media_line(
+    md: MediaDescription, section: _Section, letter: str, value: str, line: int
+) -> None:
+    """A media-level line other than ``a=``."""
+    if letter in _MEDIA_SINGLE and letter in section.counts:
+        section.surplus(letter, value)
+        return
+    if letter == "c":
+        md.connection = _connection(value, line)
+    elif letter == "b":
+        md.bandwidths.append(_bandwidth(value, line))
+    elif letter == "i":
+        md.information = value
+    elif letter == "k":
+        md.key = value
+    else:
+        section.extra(letter, value)
+        return
+    section.known(letter)
 
 
 def parse_sdp(data: bytes | bytearray | memoryview | str) -> SessionDescription:
@@ -243,34 +225,75 @@ def parse_sdp(data: bytes | bytearray | memoryview | str) -> SessionDescription:
     """
     if isinstance(data, str):
         text = data
+    elif isinstance(data, bytes):
+        text = data.decode("utf-8", "surrogateescape")
     else:
         text = bytes(data).decode("utf-8", "surrogateescape")
     text = text.removeprefix("\ufeff")
     if "\x00" in text:
         raise SdpError("NUL character in session description")
-    parser: _Parser | None = None
-    for number, raw in enumerate(text.split("\n"), 1):
-        line = raw.rstrip("\r")
-        if "\r" in line:
-            raise SdpError("CR without LF inside a line", line=number)
-        if not line.strip(" \t"):
-            continue
-        letter = line[0]
-        if len(line) < 2 or line[1] != "=" or not ("a" <= letter <= "z"):
+    sd: SessionDescription | None = None
+    origin: Origin | None = None
+    attributes: list[Attribute] = []
+    session = section = _Section("v", attributes)
+    md: MediaDescription | None = None
+    crlf = text.count("\r\n")
+    # Every line end a CRLF, or every one a bare LF: no CR left in any line.
+    clean = crlf == text.count("\r") and crlf == text.count("\n")
+    lines = text.split("\r\n") if clean else text.split("\n")
+    clean = clean or "\r" not in text
+    for number, line in enumerate(lines, 1):
+        if not clean:
+            line = line.rstrip("\r")
+            if "\r" in line:
+                raise SdpError("CR without LF inside a line", line=number)
+        letter = line[:1]
+        if line[1:2] != "=" or not ("a" <= letter <= "z"):
+            if not line.strip(" \t"):
+                continue
             raise SdpError(f"not a <type>=<value> line: {line[:40]!r}", line=number)
         # Trailing white space is dropped, except from the free-text s= ("s= " is valid).
         value = line[2:] if letter == "s" else line[2:].rstrip(" \t")
-        if parser is None:
+        if letter == "a" and sd is not None:
+            name, sep, rest = value.partition(":")
+            if not name:
+                raise SdpError("a= line without an attribute name", line=number)
+            attributes.append(_new_tuple(Attribute, (name, rest if sep else None)))
+            section.last = "a"
+        elif sd is None:
             if letter != "v":
                 raise SdpError("session description does not start with v=", line=number)
             if value != "0":
                 raise SdpError(f"unsupported SDP version {value[:10]!r}", line=number)
-            parser = _Parser()
-            parser.session.known("v")
-            continue
-        if letter == "m":
-            parser.close_section()
-        parser.feed(letter, value, number)
-    if parser is None:
+            sd = SessionDescription(origin=_NO_ORIGIN, times=[], attributes=attributes)
+        elif letter == "m":
+            if md is not None:
+                md.extra_lines = section.in_output_order(_MEDIA_ORDER)
+            md = _media(value, number)
+            sd.media.append(md)
+            attributes = md.attributes
+            section = _Section("m", attributes)
+        elif letter == "v":
+            raise SdpError("v= line after the first line", line=number)
+        elif letter == "o":
+            if origin is not None:
+                raise SdpError("more than one o= line", line=number)
+            if md is not None:
+                raise SdpError("o= line inside a media description", line=number)
+            origin = _origin(value, number)
+            section.known("o")
+        elif md is None:
+            _session_line(sd, section, letter, value, number)
+        else:
+            _media_line(md, section, letter, value, number)
+    if sd is None:
         raise SdpError("empty session description")
-    return parser.finish()
+    if md is not None:
+        md.extra_lines = section.in_output_order(_MEDIA_ORDER)
+    if origin is None:
+        raise SdpError("missing o= line")
+    sd.origin = origin
+    if not sd.times:
+        sd.times = [Timing()]
+    sd.extra_lines = session.in_output_order(_SESSION_ORDER)
+    return sd

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import KW_ONLY, dataclass, field
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from sipwire.errors import ParseError
 
@@ -35,7 +35,7 @@ __all__ = [
     "parse_rtpmap",
 ]
 
-_DIRECTIONS = frozenset({"sendrecv", "sendonly", "recvonly", "inactive"})
+_DIRECTIONS: Final = frozenset({"sendrecv", "sendonly", "recvonly", "inactive"})
 
 
 class SdpError(ParseError):
@@ -65,12 +65,12 @@ class Direction(StrEnum):
     @property
     def sends(self) -> bool:
         """Whether the side that declares this direction sends media."""
-        return self in (Direction.SENDRECV, Direction.SENDONLY)
+        return self in _SENDS
 
     @property
     def receives(self) -> bool:
         """Whether the side that declares this direction receives media."""
-        return self in (Direction.SENDRECV, Direction.RECVONLY)
+        return self in _RECEIVES
 
     @classmethod
     def from_flags(cls, sends: bool, receives: bool) -> Direction:
@@ -81,11 +81,25 @@ class Direction(StrEnum):
 
     def reversed(self) -> Direction:
         """The same stream seen from the other side (sendonly <-> recvonly)."""
-        return Direction.from_flags(self.receives, self.sends)
+        return _REVERSED[self]
 
     def intersect(self, other: Direction) -> Direction:
         """The direction allowed by both ``self`` and ``other`` (same side)."""
-        return Direction.from_flags(self.sends and other.sends, self.receives and other.receives)
+        return _INTERSECT[self, other]
+
+
+# Lookup tables for the Direction methods (offer/answer asks them for every m-line).
+_SENDS: Final = frozenset({Direction.SENDRECV, Direction.SENDONLY})
+_RECEIVES: Final = frozenset({Direction.SENDRECV, Direction.RECVONLY})
+_BY_NAME: Final[dict[str, Direction]] = {d.value: d for d in Direction}
+_REVERSED: Final[dict[Direction, Direction]] = {
+    d: Direction.from_flags(d in _RECEIVES, d in _SENDS) for d in Direction
+}
+_INTERSECT: Final[dict[tuple[Direction, Direction], Direction]] = {
+    (a, b): Direction.from_flags(a in _SENDS and b in _SENDS, a in _RECEIVES and b in _RECEIVES)
+    for a in Direction
+    for b in Direction
+}
 
 
 class Attribute(NamedTuple):
@@ -230,7 +244,7 @@ class _AttributeList:
         found: Direction | None = None
         for attr in self.attributes:
             if attr.value is None and attr.name in _DIRECTIONS:
-                found = Direction(attr.name)
+                found = _BY_NAME[attr.name]
         return found
 
     @property
@@ -330,20 +344,38 @@ class MediaDescription(_AttributeList):
 
     def lines(self) -> list[str]:
         """The lines of this section, without line ends, in RFC 8866 order."""
-        port = str(self.port) if self.port_count is None else f"{self.port}/{self.port_count}"
-        m_line = " ".join([f"m={self.media}", port, self.proto, *self.formats])
-        groups: list[tuple[str, list[str]]] = [
-            ("m", [m_line]),
-            ("i", [] if self.information is None else [f"i={self.information}"]),
+        if self.extra_lines:
+            return _interleave(self._groups(), self.extra_lines)
+        # Nothing to put back in place: the lines of _groups() in order, built directly.
+        out = [self._m_line()]
+        if self.information is not None:
+            out.append(f"i={self.information}")
+        if self.connection is not None:
+            out.append(f"c={self.connection}")
+        if self.bandwidths:
+            out.extend([f"b={b}" for b in self.bandwidths])
+        if self.key is not None:
+            out.append(f"k={self.key}")
+        out.extend(_attribute_lines(self.attributes))
+        return out
+
+    def _groups(self) -> list[tuple[str, list[str]]]:
+        """The lines by group letter, in RFC 8866 order (the layout :meth:`lines` follows)."""
+        return [
+            ("m", [self._m_line()]),
+            ("i", _optional("i", self.information)),
             ("c", [] if self.connection is None else [f"c={self.connection}"]),
             ("b", [f"b={b}" for b in self.bandwidths]),
-            ("k", [] if self.key is None else [f"k={self.key}"]),
-            ("a", [f"a={a}" for a in self.attributes]),
+            ("k", _optional("k", self.key)),
+            ("a", _attribute_lines(self.attributes)),
         ]
-        return _interleave(groups, self.extra_lines)
+
+    def _m_line(self) -> str:
+        port = str(self.port) if self.port_count is None else f"{self.port}/{self.port_count}"
+        return " ".join([f"m={self.media}", port, self.proto, *self.formats])
 
     def __str__(self) -> str:
-        return "".join(line + "\r\n" for line in self.lines())
+        return _text(self.lines())
 
 
 @dataclass(eq=True, kw_only=True)
@@ -402,11 +434,37 @@ class SessionDescription(_AttributeList):
 
     def lines(self) -> list[str]:
         """Every line, without line ends, in RFC 8866 order."""
-        timing: list[str] = []
-        for t in self.times:
-            timing.append(f"t={t.start} {t.stop}")
-            timing.extend(f"r={r}" for r in t.repeats)
-        groups: list[tuple[str, list[str]]] = [
+        if self.extra_lines:
+            result = _interleave(self._groups(), self.extra_lines)
+        else:
+            # Nothing to put back in place: the lines of _groups() in order, built directly.
+            result = [f"v={self.version}", f"o={self.origin}", f"s={self.session_name}"]
+            if self.information is not None:
+                result.append(f"i={self.information}")
+            if self.uri is not None:
+                result.append(f"u={self.uri}")
+            if self.emails:
+                result.extend([f"e={e}" for e in self.emails])
+            if self.phones:
+                result.extend([f"p={p}" for p in self.phones])
+            if self.connection is not None:
+                result.append(f"c={self.connection}")
+            if self.bandwidths:
+                result.extend([f"b={b}" for b in self.bandwidths])
+            result.extend(self._timing_lines())
+            if self.zone is not None:
+                result.append(f"z={self.zone}")
+            if self.key is not None:
+                result.append(f"k={self.key}")
+            result.extend(_attribute_lines(self.attributes))
+        for m in self.media:
+            result.extend(m.lines())
+        return result
+
+    def _groups(self) -> list[tuple[str, list[str]]]:
+        """The session-level lines by group letter, in RFC 8866 order (what :meth:`lines`
+        lays out before the media descriptions)."""
+        return [
             ("v", [f"v={self.version}"]),
             ("o", [f"o={self.origin}"]),
             ("s", [f"s={self.session_name}"]),
@@ -416,26 +474,40 @@ class SessionDescription(_AttributeList):
             ("p", [f"p={p}" for p in self.phones]),
             ("c", [] if self.connection is None else [f"c={self.connection}"]),
             ("b", [f"b={b}" for b in self.bandwidths]),
-            ("t", timing),
+            ("t", self._timing_lines()),
             ("z", _optional("z", self.zone)),
             ("k", _optional("k", self.key)),
-            ("a", [f"a={a}" for a in self.attributes]),
+            ("a", _attribute_lines(self.attributes)),
         ]
-        result = _interleave(groups, self.extra_lines)
-        for m in self.media:
-            result.extend(m.lines())
-        return result
+
+    def _timing_lines(self) -> list[str]:
+        timing: list[str] = []
+        for t in self.times:
+            timing.append(f"t={t.start} {t.stop}")
+            if t.repeats:
+                timing.extend([f"r={r}" for r in t.repeats])
+        return timing
 
     def __str__(self) -> str:
-        return "".join(line + "\r\n" for line in self.lines())
+        return _text(self.lines())
 
     def __bytes__(self) -> bytes:
         # surrogateescape gives back the bytes parse_sdp could not decode as UTF-8.
-        return str(self).encode("utf-8", "surrogateescape")
+        return _text(self.lines()).encode("utf-8", "surrogateescape")
 
 
 def _optional(letter: str, value: str | None) -> list[str]:
     return [] if value is None else [f"{letter}={value}"]
+
+
+def _attribute_lines(attributes: list[Attribute]) -> list[str]:
+    """``a=`` lines, as ``f"a={attr}"`` would give them without a call to ``__str__`` each."""
+    return [f"a={n}" if v is None else f"a={n}:{v}" for n, v in attributes]
+
+
+def _text(lines: list[str]) -> str:
+    """The lines with a CRLF after each."""
+    return "\r\n".join(lines) + "\r\n" if lines else ""
 
 
 def _interleave(groups: list[tuple[str, list[str]]], extras: Iterable[ExtraLine]) -> list[str]:
