@@ -54,6 +54,8 @@ _DISPLAY_NAMES: Final[Mapping[str, str]] = {
     "sip-if-match": "SIP-If-Match",
 }
 
+_MISSING: Final = object()
+
 _KEY_CACHE: dict[str, str] = {}
 _KEY_CACHE_LIMIT: Final = 4096
 
@@ -159,12 +161,10 @@ class Headers:
     def typed(self, name: str, parse: Callable[[list[str]], T]) -> T:
         """Parse every line of ``name`` with ``parse`` once and cache the result."""
         key = canonical_key(name)
-        try:
-            return self._cache[key]  # type: ignore[return-value]
-        except KeyError:
-            value = parse([v for k, _, v in self._items if k == key])
-            self._cache[key] = value
-            return value
+        value = self._cache.get(key, _MISSING)
+        if value is _MISSING:
+            value = self._cache[key] = parse([v for k, _, v in self._items if k == key])
+        return value  # type: ignore[return-value]
 
     # -- writing -----------------------------------------------------------
     def add(self, name: str, value: HeaderValue) -> None:

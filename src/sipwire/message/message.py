@@ -381,18 +381,20 @@ class Request(Message):
         """
         items: list[tuple[str, str, str]] = []
         copy_rr = 100 < status < 300
+        tag_to = to_tag is not None
         for item in self.headers._items:
             key = item[0]
             if key in _COPIED_TO_RESPONSE and (key != "record-route" or copy_rr):
+                if key == "to" and tag_to:
+                    tag_to = False  # only the first To line
+                    if self.to.tag is None:
+                        # A header parameter after a name-addr or an addr-spec alike (§20).
+                        item = (key, item[1], f"{item[2].rstrip()};tag={to_tag}")
                 items.append(item)
-        response = Response(status, reason, Headers._from_parsed(items), body)
-        if to_tag is not None and self.headers.get("to") is not None and self.to.tag is None:
-            response.headers.set("To", self.to.with_tag(to_tag))
         if headers is not None:
             extra = headers if isinstance(headers, Headers) else Headers(headers)
-            for name, value in extra:
-                response.headers.add(name, value)
-        return response
+            items.extend(extra._items)
+        return Response(status, reason, Headers._from_parsed(items), body)
 
 
 class Response(Message):
