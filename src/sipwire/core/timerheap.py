@@ -13,6 +13,10 @@ from collections.abc import Callable
 __all__ = ["TimerHandle", "TimerHeap"]
 
 
+def _done(now: float) -> None:
+    """The callback of a handle that fired or was cancelled."""
+
+
 class TimerHandle:
     """A scheduled callback; ``cancel()`` makes sure it never runs."""
 
@@ -24,8 +28,10 @@ class TimerHandle:
         self.cancelled = False
 
     def cancel(self) -> None:
-        """Make sure the callback never runs."""
+        """Make sure the callback never runs (and let go of it: the owner usually
+        keeps the handle, and a bound method in it would make a reference cycle)."""
         self.cancelled = True
+        self.callback = _done
 
 
 class TimerHeap:
@@ -58,7 +64,8 @@ class TimerHeap:
             if handle.cancelled:
                 continue
             handle.cancelled = True
-            handle.callback(now)
+            callback, handle.callback = handle.callback, _done
+            callback(now)
             ran += 1
         return ran
 
