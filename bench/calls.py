@@ -122,6 +122,12 @@ def profiled(proc: subprocess.Popen[bytes], seconds: float, delay: float) -> Ite
                 out.extend(_top_functions(raw.read_text()))
 
 
+def _frame_name(frame: str) -> str:
+    """``function (path/file.py:123)`` -> ``function file.py`` (lines of one function merged)."""
+    name, _, where = frame.partition(" (")
+    return f"{name} {where.rsplit('/', 1)[-1].split(':')[0].rstrip(')')}"
+
+
 def _top_functions(raw: str, count: int = 25) -> list[str]:
     """Own time and total time per function from py-spy's collapsed stacks."""
     own: Counter[str] = Counter()
@@ -133,7 +139,7 @@ def _top_functions(raw: str, count: int = 25) -> list[str]:
             continue
         hits = int(n)
         samples += hits
-        frames = [f.split(" (")[0] + " " + f.split("/")[-1].rstrip(")") for f in stack.split(";")]
+        frames = [_frame_name(f) for f in stack.split(";")]
         own[frames[-1]] += hits
         for frame in set(frames):
             total[frame] += hits

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 import click
 
+from sipwire.aio.gcpolicy import TimedCollection
 from sipwire.aio.limits import default_limits
 from sipwire.aio.listen import ListenSpec, parse_listen
 from sipwire.aio.transport_base import TransportConfig
@@ -29,9 +30,6 @@ from sipwire.aio.ua import UserAgent
 __all__ = ["AnswerConfig", "AnswerStats", "ListenSpec", "answer", "parse_listen", "run_answer"]
 
 log = logging.getLogger("sipwire.answer")
-
-GC_THRESHOLD = 20_000
-"""Allocations between young-generation collections in ``sipwire answer`` (default 700)."""
 
 
 class _ListenType(click.ParamType):
@@ -104,6 +102,7 @@ async def run_answer(
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    collector = TimedCollection()
     for sig in (signal.SIGINT, signal.SIGTERM):
         # Not available off the main thread (tests run the server in a task).
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -114,6 +113,7 @@ async def run_answer(
                 shown = f"[{listener.host}]" if ":" in listener.host else listener.host
                 click.echo(f"listening on {listener.transport}:{shown}:{listener.port}", err=True)
             printer = asyncio.ensure_future(print_messages())
+            collector.start()
             if ready is not None:
                 ready.set()
             await stop.wait()
@@ -121,6 +121,7 @@ async def run_answer(
             stats.calls_answered = ua.calls_answered
             stats.calls_completed = ua.calls_completed
     finally:
+        collector.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
@@ -193,11 +194,10 @@ def answer(
         server_context.load_cert_chain(cert, key)
     transport = TransportConfig(tls_server_context=server_context)
     config = AnswerConfig(user=user, ring_time=ring_time, source_rate_limit=source_rate_limit)
-    # A server's objects live for seconds (calls, transactions): collect the young
-    # generation less often and keep the start-up objects out of every collection.
+    # Keep the start-up objects out of every collection; run_answer collects on a
+    # clock instead of by allocation count (sipwire.aio.gcpolicy).
     gc.collect()
     gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, 20, 20)
     try:
         with asyncio.Runner(loop_factory=event_loop_factory(loop)) as runner:
             tu = runner.run(run_answer(specs, config, transport))
