@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import ClassVar, Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import ClassVar, Final, TypeVar
 
 from sipwire.errors import LocalProtocolError, ParseError
 from sipwire.message import address as _address
@@ -27,11 +27,23 @@ from sipwire.message.via import Via, parse_via_list
 __all__ = ["Message", "Request", "Response"]
 
 SIP_VERSION: Final = "SIP/2.0"
+T = TypeVar("T")
 _MISSING: Final[object] = object()
 HeadersArg = Headers | Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderValue]] | None
 
 # Headers §8.2.6.2 copies from a request into its response, in this order.
 _COPIED_TO_RESPONSE: Final = ("via", "record-route", "from", "to", "call-id", "cseq")
+_SHARED_VIEWS: Final = ("via", "from", "call-id", "cseq")
+"""Parsed headers a response built by ``reply()`` takes over from its request."""
+
+
+def _typed(headers: Headers, key: str, parse: Callable[[list[str]], T]) -> T:
+    """``headers.typed`` for a key already canonical (the typed views' fast path)."""
+    cache = headers._cache
+    value = cache.get(key, _MISSING)
+    if value is _MISSING:
+        value = cache[key] = parse([v for k, _, v in headers._items if k == key])
+    return value  # type: ignore[return-value]
 
 
 def _first(values: list[str]) -> str | None:
@@ -107,10 +119,7 @@ class Message:
     @property
     def via(self) -> list[Via]:
         """Every Via value, top first (§20.42)."""
-        try:
-            return self.headers._cache["via"]  # type: ignore[return-value]
-        except KeyError:
-            return self.headers.typed("via", parse_via_list)
+        return _typed(self.headers, "via", parse_via_list)
 
     @property
     def top_via(self) -> Via | None:
@@ -122,7 +131,7 @@ class Message:
         """The From header (§20.20); raises ParseError when the message has none."""
         value = self.headers._cache.get("from", _MISSING)
         if value is _MISSING:
-            value = self.headers.typed("from", _parse_single_address)
+            value = _typed(self.headers, "from", _parse_single_address)
         if value is None:
             raise ParseError("missing From header")
         return value  # type: ignore[return-value]
@@ -132,7 +141,7 @@ class Message:
         """The To header (§20.39); raises ParseError when the message has none."""
         value = self.headers._cache.get("to", _MISSING)
         if value is _MISSING:
-            value = self.headers.typed("to", _parse_single_address)
+            value = _typed(self.headers, "to", _parse_single_address)
         if value is None:
             raise ParseError("missing To header")
         return value  # type: ignore[return-value]
@@ -142,7 +151,7 @@ class Message:
         """The Call-ID (§20.8)."""
         value = self.headers._cache.get("call-id", _MISSING)
         if value is _MISSING:
-            value = self.headers.typed("call-id", _parse_call_id)
+            value = _typed(self.headers, "call-id", _parse_call_id)
         if value is None:
             raise ParseError("missing Call-ID header")
         return value  # type: ignore[return-value]
@@ -152,32 +161,32 @@ class Message:
         """The CSeq (§20.16)."""
         value = self.headers._cache.get("cseq", _MISSING)
         if value is _MISSING:
-            value = self.headers.typed("cseq", _fields.parse_cseq)
+            value = _typed(self.headers, "cseq", _fields.parse_cseq)
         if value is None:
             raise ParseError("missing CSeq header")
         return value  # type: ignore[return-value]
 
     @property
     def max_forwards(self) -> int | None:
-        return self.headers.typed("max-forwards", _parse_max_forwards)
+        return _typed(self.headers, "max-forwards", _parse_max_forwards)
 
     @property
     def content_length(self) -> int | None:
         """The Content-Length header as received (``len(body)`` is what is sent)."""
-        return self.headers.typed("content-length", _parse_content_length)
+        return _typed(self.headers, "content-length", _parse_content_length)
 
     @property
     def content_type(self) -> MediaType | None:
-        return self.headers.typed("content-type", _fields.parse_content_type)
+        return _typed(self.headers, "content-type", _fields.parse_content_type)
 
     @property
     def accept(self) -> list[MediaType]:
-        return self.headers.typed("accept", _fields.parse_accept)
+        return _typed(self.headers, "accept", _fields.parse_accept)
 
     @property
     def contact(self) -> list[Address]:
         """Contact values; empty for none and for the wildcard (see ``contact_is_wildcard``)."""
-        return self.headers.typed("contact", _address.parse_contact_list)
+        return _typed(self.headers, "contact", _address.parse_contact_list)
 
     @property
     def contact_is_wildcard(self) -> bool:
@@ -185,84 +194,84 @@ class Message:
 
     @property
     def route(self) -> list[Address]:
-        return self.headers.typed("route", _parse_route)
+        return _typed(self.headers, "route", _parse_route)
 
     @property
     def record_route(self) -> list[Address]:
-        return self.headers.typed("record-route", _parse_record_route)
+        return _typed(self.headers, "record-route", _parse_record_route)
 
     @property
     def refer_to(self) -> Address | None:
-        return self.headers.typed("refer-to", _parse_single_address)
+        return _typed(self.headers, "refer-to", _parse_single_address)
 
     @property
     def expires(self) -> int | None:
-        return self.headers.typed("expires", _parse_expires)
+        return _typed(self.headers, "expires", _parse_expires)
 
     @property
     def min_expires(self) -> int | None:
-        return self.headers.typed("min-expires", _parse_min_expires)
+        return _typed(self.headers, "min-expires", _parse_min_expires)
 
     @property
     def allow(self) -> list[str]:
-        return self.headers.typed("allow", _parse_allow)
+        return _typed(self.headers, "allow", _parse_allow)
 
     @property
     def supported(self) -> list[str]:
-        return self.headers.typed("supported", _parse_supported)
+        return _typed(self.headers, "supported", _parse_supported)
 
     @property
     def require(self) -> list[str]:
-        return self.headers.typed("require", _parse_require)
+        return _typed(self.headers, "require", _parse_require)
 
     @property
     def proxy_require(self) -> list[str]:
-        return self.headers.typed("proxy-require", _parse_proxy_require)
+        return _typed(self.headers, "proxy-require", _parse_proxy_require)
 
     @property
     def unsupported(self) -> list[str]:
-        return self.headers.typed("unsupported", _parse_unsupported)
+        return _typed(self.headers, "unsupported", _parse_unsupported)
 
     @property
     def www_authenticate(self) -> list[Challenge]:
-        return self.headers.typed("www-authenticate", parse_challenges)
+        return _typed(self.headers, "www-authenticate", parse_challenges)
 
     @property
     def proxy_authenticate(self) -> list[Challenge]:
-        return self.headers.typed("proxy-authenticate", parse_challenges)
+        return _typed(self.headers, "proxy-authenticate", parse_challenges)
 
     @property
     def authorization(self) -> list[Challenge]:
-        return self.headers.typed("authorization", parse_challenges)
+        return _typed(self.headers, "authorization", parse_challenges)
 
     @property
     def proxy_authorization(self) -> list[Challenge]:
-        return self.headers.typed("proxy-authorization", parse_challenges)
+        return _typed(self.headers, "proxy-authorization", parse_challenges)
 
     @property
     def event(self) -> Event | None:
-        return self.headers.typed("event", _fields.parse_event)
+        return _typed(self.headers, "event", _fields.parse_event)
 
     @property
     def subscription_state(self) -> SubscriptionState | None:
-        return self.headers.typed("subscription-state", _fields.parse_subscription_state)
+        return _typed(self.headers, "subscription-state", _fields.parse_subscription_state)
 
     @property
     def rseq(self) -> int | None:
-        return self.headers.typed("rseq", _parse_rseq)
+        return _typed(self.headers, "rseq", _parse_rseq)
 
     @property
     def rack(self) -> RAck | None:
-        return self.headers.typed("rack", _fields.parse_rack)
+        return _typed(self.headers, "rack", _fields.parse_rack)
 
     @property
     def reason_header(self) -> list[Reason]:
         """Reason header values (RFC 3326)."""
-        return self.headers.typed("reason", _fields.parse_reasons)
+        return _typed(self.headers, "reason", _fields.parse_reasons)
 
     @property
     def timestamp(self) -> Timestamp | None:
-        return self.headers.typed("timestamp", _fields.parse_timestamp)
+        return _typed(self.headers, "timestamp", _fields.parse_timestamp)
 
     @property
     def user_agent(self) -> str | None:
@@ -394,7 +403,16 @@ class Request(Message):
         if headers is not None:
             extra = headers if isinstance(headers, Headers) else Headers(headers)
             items.extend(extra._items)
-        return Response(status, reason, Headers._from_parsed(items), body)
+        response = Response(status, reason, Headers._from_parsed(items), body)
+        # The copied lines are the same text: so are their parsed views.
+        cache = self.headers._cache
+        if cache:
+            copied = response.headers._cache
+            for key in _SHARED_VIEWS:
+                value = cache.get(key, _MISSING)
+                if value is not _MISSING:
+                    copied[key] = list(value) if isinstance(value, list) else value
+        return response
 
 
 class Response(Message):

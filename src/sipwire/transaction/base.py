@@ -48,6 +48,18 @@ class Transaction:
     those that are due, ``next_timer()`` tells when to call it next.
     """
 
+    __slots__ = (
+        "_hooks",
+        "_intervals",
+        "_timers",
+        "config",
+        "key",
+        "last_response",
+        "method",
+        "reliable",
+        "state",
+    )
+
     kind: ClassVar[str] = "transaction"
     """``ICT``, ``NICT``, ``IST`` or ``NIST`` (RFC 3261 §17 abbreviations)."""
 

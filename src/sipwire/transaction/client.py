@@ -43,6 +43,8 @@ def build_ack(request: Request, response: Response) -> Request:
 class ClientTransaction(Transaction):
     """A request sent to ``target``, with its retransmissions and timeout."""
 
+    __slots__ = ("request", "target")
+
     def __init__(
         self,
         key: Hashable,
@@ -80,9 +82,21 @@ class ClientTransaction(Transaction):
 class InviteClientTransaction(ClientTransaction):
     """ICT: Calling → Proceeding → Completed / Accepted → Terminated."""
 
+    __slots__ = ("ack",)
+
     kind = "ICT"
-    ack: Request | None = None
-    """The ACK sent for a non-2xx final response, kept for retransmissions."""
+
+    def __init__(
+        self,
+        key: Hashable,
+        request: Request,
+        target: Target,
+        config: TimerConfig,
+        hooks: Hooks,
+    ) -> None:
+        super().__init__(key, request, target, config, hooks)
+        self.ack: Request | None = None
+        """The ACK sent for a non-2xx final response, kept for retransmissions."""
 
     def start(self, now: float) -> None:
         self.state = State.CALLING
@@ -138,6 +152,8 @@ class InviteClientTransaction(ClientTransaction):
 
 class NonInviteClientTransaction(ClientTransaction):
     """NICT: Trying → Proceeding → Completed → Terminated."""
+
+    __slots__ = ()
 
     kind = "NICT"
 

@@ -22,6 +22,8 @@ __all__ = ["InviteServerTransaction", "NonInviteServerTransaction", "ServerTrans
 class ServerTransaction(Transaction):
     """A received request, the responses the TU sends to it and their retransmissions."""
 
+    __slots__ = ("pending_size", "request", "source")
+
     def __init__(
         self,
         key: Hashable,
@@ -74,6 +76,8 @@ class ServerTransaction(Transaction):
 
 class InviteServerTransaction(ServerTransaction):
     """IST: Proceeding → Completed → Confirmed, or Proceeding → Accepted (RFC 6026)."""
+
+    __slots__ = ()
 
     kind = "IST"
 
@@ -159,6 +163,8 @@ class InviteServerTransaction(ServerTransaction):
 
 class NonInviteServerTransaction(ServerTransaction):
     """NIST: Trying → Proceeding → Completed → Terminated."""
+
+    __slots__ = ()
 
     kind = "NIST"
 
