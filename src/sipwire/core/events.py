@@ -1,6 +1,7 @@
 """What the user-agent core tells the application (pull with ``UserAgentCore.next_event``).
 
-One frozen dataclass per event. The asyncio API turns them into awaitables;
+One slotted dataclass per event (read-only by convention: cheaper to make than a
+frozen one). The asyncio API turns them into awaitables;
 tests read them directly.
 """
 
@@ -36,12 +37,12 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class UAEvent:
     """Base of every user-agent core event."""
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class ResolveTargets(UAEvent):
     """The core needs RFC 3263 targets for ``uri`` and cannot get them without DNS.
 
@@ -52,7 +53,7 @@ class ResolveTargets(UAEvent):
     uri: SipUri
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class RequestCompleted(UAEvent):
     """A request outside any INVITE session got its final response (after retries)."""
 
@@ -60,7 +61,7 @@ class RequestCompleted(UAEvent):
     response: Response
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class IncomingCall(UAEvent):
     """A new INVITE arrived; answer, ring or reject it through ``session``."""
 
@@ -68,7 +69,7 @@ class IncomingCall(UAEvent):
     request: Request
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class CallStateChanged(UAEvent):
     """An INVITE session moved to ``state``; ``response`` is what moved it, if any."""
 
@@ -77,14 +78,14 @@ class CallStateChanged(UAEvent):
     response: Response | None = None
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class MediaChanged(UAEvent):
     """An offer/answer exchange completed: the session's media parameters changed."""
 
     session: InviteSession
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class InDialogRequest(UAEvent):
     """A request inside a session that the core answered for the application (INFO,
     MESSAGE, NOTIFY, REFER ...)."""
@@ -93,7 +94,7 @@ class InDialogRequest(UAEvent):
     request: Request
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class MessageReceived(UAEvent):
     """A MESSAGE (RFC 3428) outside any dialog; the core already answered 200."""
 
@@ -105,7 +106,7 @@ class MessageReceived(UAEvent):
         return self.request.body.decode("utf-8", "replace")
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class RegistrationChanged(UAEvent):
     """A registration was accepted, refreshed, removed or failed."""
 
@@ -113,7 +114,7 @@ class RegistrationChanged(UAEvent):
     response: Response | None
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class NotifyReceived(UAEvent):
     """A NOTIFY for one of our subscriptions (RFC 6665); the core already answered 200."""
 
@@ -121,7 +122,7 @@ class NotifyReceived(UAEvent):
     request: Request
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class SubscriptionStateChanged(UAEvent):
     """A subscription became pending, active or terminated (RFC 6665 §4.1.2).
 
@@ -135,7 +136,7 @@ class SubscriptionStateChanged(UAEvent):
     response: Response | None = None
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class TransferRequested(UAEvent):
     """The peer of ``session`` asked us to call ``refer_to`` (REFER, RFC 3515); already
     answered 202. ``replaces`` is the dialog the new call replaces (RFC 3891), if any."""
@@ -146,7 +147,7 @@ class TransferRequested(UAEvent):
     transfer: IncomingTransfer
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class TransferProgress(UAEvent):
     """How a transfer we asked for goes: the status of the transferee's new call
     (from the NOTIFY's message/sipfrag), or the REFER's own failure. ``done`` on the last."""
@@ -158,7 +159,7 @@ class TransferProgress(UAEvent):
     transfer: OutgoingTransfer | None = None
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class CallReplaced(UAEvent):
     """An INVITE with Replaces (RFC 3891) was accepted as ``new``; ``old`` got a BYE."""
 
