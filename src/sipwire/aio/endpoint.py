@@ -199,6 +199,10 @@ class Endpoint:
         target, reuse = response_target(vias[0], source, honour_maddr=self.honour_maddr)
         flow = source.flow if reuse else None
         data = bytes(response)
+        if response.status >= 200 and event.transaction is not None:
+            # A final response is kept (by its transaction, for retransmissions) for up to
+            # 64*T1: let go of its parsed views, which are only a cache.
+            response.headers._cache.clear()
         if len(data) > self.max_message_size:
             data = self._too_large(response, len(data))
             if not data:

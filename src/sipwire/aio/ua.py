@@ -64,6 +64,10 @@ from sipwire.transaction.events import Event
 
 __all__ = ["UserAgent"]
 
+
+def _ignore(event: object) -> None:
+    """Events the agent has no use for."""
+
 log = logging.getLogger("sipwire.ua")
 
 MAX_QUEUE = 1000
@@ -137,6 +141,7 @@ class UserAgent:
         self._registrations: dict[int, tuple[Registration, asyncio.Future[Response]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._draining = False
+        self._handlers = self._event_handlers()
         self._rtp_port = self.media_config.rtp_port_min
         self._auto_answer: float | None = None
         self.unclaimed_timeout = 60.0
@@ -274,57 +279,84 @@ class UserAgent:
             self.endpoint.pump()
 
     def _dispatch(self, event: UAEvent) -> None:
-        if isinstance(event, ResolveTargets):
-            self._spawn(self._resolve(event))
-        elif isinstance(event, RequestCompleted):
-            future = self._waiters.pop(id(event.request), None)
-            if future is not None and not future.done():
-                future.set_result(event.response)
-        elif isinstance(event, IncomingCall):
-            self._on_incoming(event)
-        elif isinstance(event, NotifyReceived):
-            if not self._notifications.full():
-                self._notifications.put_nowait((event.subscription, event.request))
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            handler = next(
+                (h for t in type(event).__mro__ if (h := self._handlers.get(t)) is not None),
+                _ignore,
+            )
+            self._handlers[type(event)] = handler
+        handler(event)
+
+    def _event_handlers(self) -> dict[type, Callable[[Any], None]]:
+        """Which method takes which core event (one dict lookup per event)."""
+        call_event = self._on_call_event
+        return {
+            ResolveTargets: lambda event: self._spawn(self._resolve(event)),
+            RequestCompleted: self._on_request_completed,
+            IncomingCall: self._on_incoming,
+            NotifyReceived: self._on_notify,
+            SubscriptionStateChanged: self._on_subscription_state,
+            TransferProgress: self._on_transfer_progress,
+            TransferRequested: lambda event: self._to_call(event.session, event),
+            CallReplaced: lambda event: self._to_call(event.old, event),
+            CallStateChanged: call_event,
+            MediaChanged: call_event,
+            InDialogRequest: call_event,
+            MessageReceived: self._on_message_received,
+            RegistrationChanged: self._on_registration_changed,
+        }
+
+    def _on_request_completed(self, event: RequestCompleted) -> None:
+        future = self._waiters.pop(id(event.request), None)
+        if future is not None and not future.done():
+            future.set_result(event.response)
+
+    def _on_notify(self, event: NotifyReceived) -> None:
+        if not self._notifications.full():
+            self._notifications.put_nowait((event.subscription, event.request))
+        self._wake(self._sub_waiters, event.subscription)
+
+    def _on_subscription_state(self, event: SubscriptionStateChanged) -> None:
+        if event.state is not SubState.NOTIFY_WAIT:
             self._wake(self._sub_waiters, event.subscription)
-        elif isinstance(event, SubscriptionStateChanged):
-            if event.state is not SubState.NOTIFY_WAIT:
-                self._wake(self._sub_waiters, event.subscription)
-        elif isinstance(event, TransferProgress):
-            waiter = self._transfer_waiters.get(id(event.transfer))
-            if event.done and waiter is not None and not waiter.done():
-                waiter.set_result(event)
-            self._to_call(event.session, event)
-        elif isinstance(event, TransferRequested | CallReplaced):
-            session = event.session if isinstance(event, TransferRequested) else event.old
-            self._to_call(session, event)
-        elif isinstance(event, CallStateChanged | MediaChanged | InDialogRequest):
-            call = self._calls.get(id(event.session))
-            if (
-                call is None
-                and self._auto_answer is None
-                and isinstance(event, CallStateChanged)
-                and event.state is not CallState.TERMINATED
-            ):
-                call = self._wrap(event.session)  # a call a transfer started for us
-            if call is not None:
-                call._on_event(event)
-            elif (
-                isinstance(event, CallStateChanged)
-                and event.state is CallState.TERMINATED
-                and event.session.end_reason == "BYE received"
-                and event.session.final is not None
-                and event.session.final.status == 200
-            ):
-                self.calls_completed += 1
-        elif isinstance(event, MessageReceived):
-            if self._messages.full():
-                log.info("message queue full; dropping a MESSAGE from %s", event.request.from_)
-            else:
-                self._messages.put_nowait(event.request)
-        elif isinstance(event, RegistrationChanged):
-            entry = self._registrations.get(id(event.registration))
-            if entry is not None and event.response is not None and not entry[1].done():
-                entry[1].set_result(event.response)
+
+    def _on_transfer_progress(self, event: TransferProgress) -> None:
+        waiter = self._transfer_waiters.get(id(event.transfer))
+        if event.done and waiter is not None and not waiter.done():
+            waiter.set_result(event)
+        self._to_call(event.session, event)
+
+    def _on_call_event(self, event: CallStateChanged | MediaChanged | InDialogRequest) -> None:
+        call = self._calls.get(id(event.session))
+        if (
+            call is None
+            and self._auto_answer is None
+            and isinstance(event, CallStateChanged)
+            and event.state is not CallState.TERMINATED
+        ):
+            call = self._wrap(event.session)  # a call a transfer started for us
+        if call is not None:
+            call._on_event(event)
+        elif (
+            isinstance(event, CallStateChanged)
+            and event.state is CallState.TERMINATED
+            and event.session.end_reason == "BYE received"
+            and event.session.final is not None
+            and event.session.final.status == 200
+        ):
+            self.calls_completed += 1
+
+    def _on_message_received(self, event: MessageReceived) -> None:
+        if self._messages.full():
+            log.info("message queue full; dropping a MESSAGE from %s", event.request.from_)
+        else:
+            self._messages.put_nowait(event.request)
+
+    def _on_registration_changed(self, event: RegistrationChanged) -> None:
+        entry = self._registrations.get(id(event.registration))
+        if entry is not None and event.response is not None and not entry[1].done():
+            entry[1].set_result(event.response)
 
     @staticmethod
     def _wake(waiters: dict[int, asyncio.Future[None]], key: object) -> None:

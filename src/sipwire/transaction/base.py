@@ -12,6 +12,8 @@ from sipwire.transaction.timers import Timer, TimerConfig
 
 __all__ = ["Hooks", "State", "Transaction"]
 
+_RETRANSMIT = frozenset({Timer.A, Timer.E, Timer.G})
+
 
 class State(enum.Enum):
     """Transaction states of RFC 3261 Figures 5-8 and RFC 6026 (Accepted)."""
@@ -50,7 +52,7 @@ class Transaction:
 
     __slots__ = (
         "_hooks",
-        "_intervals",
+        "_interval",
         "_timers",
         "config",
         "key",
@@ -77,7 +79,8 @@ class Transaction:
         self.last_response: Response | None = None
         self._hooks = hooks
         self._timers: dict[Timer, float] = {}
-        self._intervals: dict[Timer, float] = {}
+        self._interval = 0.0
+        """The current interval of the retransmission timer (A, E or G: one runs at a time)."""
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.method} {self.state.value} key={self.key!r}>"
@@ -115,7 +118,8 @@ class Transaction:
     def _start(self, timer: Timer, delay: float, now: float) -> None:
         deadline = now + delay
         self._timers[timer] = deadline
-        self._intervals[timer] = delay
+        if timer in _RETRANSMIT:
+            self._interval = delay
         self._hooks.schedule(self, timer, deadline)
 
     def _stop(self, *timers: Timer) -> None:

@@ -140,7 +140,7 @@ class InviteClientTransaction(ClientTransaction):
     def _on_timer(self, timer: Timer, now: float) -> None:
         if timer is Timer.A and self.state is State.CALLING:
             self._send(True)
-            self._start(Timer.A, 2 * self._intervals[Timer.A], now)  # doubles, no cap
+            self._start(Timer.A, 2 * self._interval, now)  # doubles, no cap
         elif timer is Timer.B and self.state is State.CALLING:
             self._emit(ResponseReceived(self._local_response(408), self, local=True))
             self._terminate()
@@ -184,7 +184,7 @@ class NonInviteClientTransaction(ClientTransaction):
         state = self.state
         if timer is Timer.E and state is State.TRYING:
             self._send(True)
-            interval = min(2 * self._intervals[Timer.E], self.config.t2)
+            interval = min(2 * self._interval, self.config.t2)
             self._start(Timer.E, interval, now)
         elif timer is Timer.E and state is State.PROCEEDING:
             self._send(True)

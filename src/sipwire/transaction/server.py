@@ -151,7 +151,7 @@ class InviteServerTransaction(ServerTransaction):
             self._send(trying)
         elif timer is Timer.G and state is State.COMPLETED and self.last_response is not None:
             self._send(self.last_response, retransmission=True)
-            self._start(Timer.G, min(2 * self._intervals[Timer.G], self.config.t2), now)
+            self._start(Timer.G, min(2 * self._interval, self.config.t2), now)
         elif timer is Timer.H and state is State.COMPLETED:
             self._emit(TransactionTimedOut(self, "no ACK received (Timer H)"))
             self._terminate()
