@@ -68,6 +68,7 @@ __all__ = ["UserAgent"]
 def _ignore(event: object) -> None:
     """Events the agent has no use for."""
 
+
 log = logging.getLogger("sipwire.ua")
 
 MAX_QUEUE = 1000
