@@ -79,19 +79,25 @@ async def test_calls_through_the_whole_stack_leave_no_cycles() -> None:
         assert ours == [], sorted({type(o).__qualname__ for o in ours})
 
 
-async def test_timed_collection_runs_every_generation_and_restores_the_collector() -> None:
+async def test_timed_collection_freezes_survivors_and_a_full_collection_frees_old_cycles() -> None:
     import asyncio
 
     from sipwire.aio.gcpolicy import TimedCollection
 
     assert gc.isenabled()
-    collector = TimedCollection(young=0.01, middle=0.05, full=0.12)
+    collector = TimedCollection(young=0.01, full=3600)
     collector.start()
     try:
         assert not gc.isenabled()
-        await asyncio.sleep(0.3)
+        cycle: list[object] = []
+        cycle.append(cycle)
+        await asyncio.sleep(0.05)  # survives young collections: frozen
+        assert gc.get_freeze_count() > 0
+        del cycle  # now garbage, but frozen: young collections never see it
+        await asyncio.sleep(0.05)
+        assert collector.collect_all() >= 1
     finally:
         collector.stop()
-    assert gc.isenabled()
-    young, middle, full = collector.collections
-    assert young >= 5 and middle >= 1 and full >= 1
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    young, full = collector.collections
+    assert young >= 5 and full == 1

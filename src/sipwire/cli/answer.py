@@ -114,6 +114,8 @@ async def run_answer(
                 click.echo(f"listening on {listener.transport}:{shown}:{listener.port}", err=True)
             printer = asyncio.ensure_future(print_messages())
             collector.start()
+            if ua.endpoint is not None:
+                ua.endpoint.monitor.collect = collector.collect_all
             if ready is not None:
                 ready.set()
             await stop.wait()
