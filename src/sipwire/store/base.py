@@ -68,6 +68,13 @@ class LocationStore(abc.ABC):
         When this returns, the change survives a crash of the process (SQLite:
         committed in WAL mode; PostgreSQL: committed; Redis: acknowledged by
         the server). An upsert replaces the binding with the same ``key``.
+
+        In order: ``remove_all`` or ``remove`` (unknown keys are ignored), then
+        ``upsert`` (the last of several with one key wins), then the AOR's
+        bindings expired at ``now`` are deleted. Applies to one AOR from several
+        tasks or nodes are serialized: none is lost. Raises ValueError when an
+        upserted binding's ``aor`` is not ``aor``. After :class:`StoreUnavailable`
+        the change may or may not have been applied.
         """
 
     @abc.abstractmethod
@@ -76,7 +83,9 @@ class LocationStore(abc.ABC):
 
     @abc.abstractmethod
     async def purge(self, now: float) -> int:
-        """Delete expired bindings; return how many were removed."""
+        """Delete expired bindings (and nonce records); return how many bindings this
+        call removed. Run it now and then: until then expired bindings take room,
+        though no method returns them."""
 
     # -- users ----------------------------------------------------------------------------
     @abc.abstractmethod
