@@ -207,3 +207,15 @@ def test_session_refresh_after_an_offer_the_ack_never_answered() -> None:
     assert {r.method for r in h.requests} == {"INVITE"}  # the re-INVITE and its retransmissions
     assert len({r.via[0].branch for r in h.requests}) == 1
     assert h.requests[0].body  # a new offer
+
+
+def test_what_calls_leave_behind_is_swept_by_the_clock() -> None:
+    """Tombstones and merged-request memories expire after 64*T1 even when no further
+    call comes to sweep them (a flood's leftovers must not outlive it)."""
+    h = Harness()
+    for n in range(20):
+        assert _call(h, n) == 200
+    assert len(h.tu._tombstones) == 20 and len(h.tu._recent) == 20
+    h.advance(h.now + 40)
+    assert not h.tu._tombstones and not h.tu._recent and not h.tu._ended
+    assert h.tu.next_timer() is None  # and the sweep does not keep itself alive

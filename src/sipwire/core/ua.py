@@ -39,7 +39,7 @@ from sipwire.core.in_dialog import InDialog
 from sipwire.core.media import SessionMedia
 from sipwire.core.register import Registration
 from sipwire.core.session import InviteSession
-from sipwire.core.timerheap import TimerHeap
+from sipwire.core.timerheap import TimerHandle, TimerHeap
 from sipwire.dialog.dialog import Dialog, DialogId
 from sipwire.dialog.ids import IdSource
 from sipwire.errors import ParseError
@@ -101,7 +101,9 @@ class UserAgentCore:
         """Dialogs of sessions that ended, until 64*T1 after: a Replaces naming one
         gets 603 rather than 481 (RFC 3891 §3). Bounded by ``max_sessions``."""
         self._servers: dict[int, InviteSession] = {}
-        self._recent: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+        self._recent: OrderedDict[tuple[str, str, str], tuple[str, float]] = OrderedDict()
+        """§8.2.2.2 memory: (From tag, Call-ID, CSeq) → (branch, until when), for 64*T1."""
+        self._sweep: TimerHandle | None = None
         self._policy = Policy(
             role=Role.UAS,
             methods=frozenset(config.allow),
@@ -344,7 +346,7 @@ class UserAgentCore:
             else:
                 owner.on_request(request, tx, now)
             return
-        if self._merged(request, tx):
+        if self._merged(request, tx, now):
             self.layer.respond(tx, request.reply(482, to_tag=self.ids.token()), now)
             return
         handler = self.request_handlers.get(method)
@@ -371,16 +373,21 @@ class UserAgentCore:
         else:
             self.layer.respond(tx, request.reply(405, to_tag=self.ids.token()), now)
 
-    def _merged(self, request: Request, tx: ServerTransaction) -> bool:
-        """§8.2.2.2: the same request (From tag, Call-ID, CSeq) on another branch → 482."""
+    def _merged(self, request: Request, tx: ServerTransaction, now: float) -> bool:
+        """§8.2.2.2: the same request (From tag, Call-ID, CSeq) on another branch → 482.
+
+        A request is remembered for 64*T1 (a merged copy arrives while the first
+        one's transaction lives) and at most ``merged_memory`` of them.
+        """
         key = (request.from_.tag or "", request.call_id, str(request.cseq))
         branch = str(tx.key)
         seen = self._recent.get(key)
-        if seen is not None and seen != branch:
+        if seen is not None and seen[0] != branch:
             return True
-        self._recent[key] = branch
+        self._recent[key] = (branch, now + 64 * self.layer.config.t1)
         while len(self._recent) > self.config.merged_memory:
             self._recent.popitem(last=False)
+        self._sweep_later(now)
         return False
 
     def _on_invite(self, request: Request, tx: InviteServerTransaction, now: float) -> None:
@@ -451,7 +458,7 @@ class UserAgentCore:
             self._tombstones.move_to_end(session.dialog.id)
             while len(self._tombstones) > self.config.max_sessions:
                 self._tombstones.popitem(last=False)
-        self._expire_ended(now)
+        self._sweep_later(now)
 
     def ended_recently(self, dialog_id: DialogId) -> bool:
         """True when a session of ``dialog_id`` ended less than 64*T1 ago."""
@@ -466,6 +473,7 @@ class UserAgentCore:
         return ended[1] if ended is not None else None
 
     def _expire_ended(self, now: float) -> None:
+        """Forget ended calls, tombstones and merged-request memories past their time."""
         ended = self._ended
         while ended:
             deadline, _ = next(iter(ended.values()))
@@ -475,6 +483,28 @@ class UserAgentCore:
         tombstones = self._tombstones
         while tombstones and next(iter(tombstones.values())) <= now:
             tombstones.popitem(last=False)
+        recent = self._recent
+        while recent and next(iter(recent.values()))[1] <= now:
+            recent.popitem(last=False)
+
+    def _sweep_later(self, now: float) -> None:
+        """Make sure the memories above are swept by the clock, not only by new calls
+        (what a flood left behind must not outlive it)."""
+        if self._sweep is None:
+            self._sweep = self.timers.schedule(now + 64 * self.layer.config.t1, self._swept)
+
+    def _swept(self, now: float) -> None:
+        self._sweep = None
+        self._expire_ended(now)
+        heads = []
+        if self._ended:
+            heads.append(next(iter(self._ended.values()))[0])
+        if self._tombstones:
+            heads.append(next(iter(self._tombstones.values())))
+        if self._recent:
+            heads.append(next(iter(self._recent.values()))[1])
+        if heads:
+            self._sweep = self.timers.schedule(max(now + 1.0, min(heads)), self._swept)
 
     # -- time and events --------------------------------------------------------------
     def next_timer(self) -> float | None:
