@@ -16,10 +16,10 @@ Every change, and every shedding, is logged (at most once per
 ``report_every`` seconds for the counters) on ``sipwire.overload``.
 
 After a load (the transaction tables fell to a tenth of their peak and
-stayed there for ``trim_after`` seconds) the monitor runs a full garbage
-collection and asks the C library to return free memory to the system
-(``malloc_trim``, where there is one), so that the resident size goes back
-near its baseline.
+stayed there for ``trim_after`` seconds, and again at each further tenth)
+the monitor runs a full garbage collection and asks the C library to return
+free memory to the system (``malloc_trim``, where there is one), so that the
+resident size goes back near its baseline.
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ class OverloadMonitor:
         self._reported_at = 0.0
         self._refreshed_at = 0.0
         self._peak = 0
+        self._trimmed_at: int | None = None
         self._calm_since: float | None = None
         self._trim = _malloc_trim()
         self.collect: Callable[[], object] = gc.collect
@@ -193,10 +194,17 @@ class OverloadMonitor:
         self._reported_at = now
 
     def _maybe_trim(self, now: float) -> None:
+        """Give memory back as a load drains: when the transactions fall to a tenth of
+        the load's peak, and again each time they fall to a tenth of the last trim
+        (what the last calls of a flood held is returned too)."""
         size = self._size()
         if size > self._peak:
             self._peak = size
-        if self._peak < self.config.trim_min_peak or size * 10 > self._peak:
+            self._trimmed_at = None
+        if self._peak < self.config.trim_min_peak:
+            return
+        level = self._peak if self._trimmed_at is None else self._trimmed_at
+        if size * 10 > level:
             self._calm_since = None
             return
         if self._calm_since is None:
@@ -210,9 +218,14 @@ class OverloadMonitor:
             with contextlib.suppress(Exception):
                 self._trim()
         log.info(
-            "load over (peak %d transactions): memory given back in %.3f s",
+            "load draining (peak %d transactions, %d now): memory given back in %.3f s",
             self._peak,
+            size,
             time.perf_counter() - started,
         )
-        self._peak = size
         self._calm_since = None
+        if size * 100 <= self._peak:
+            self._peak = size  # the load is over
+            self._trimmed_at = None
+        else:
+            self._trimmed_at = max(size, 1)

@@ -20,39 +20,63 @@ def _done(now: float) -> None:
 class TimerHandle:
     """A scheduled callback; ``cancel()`` makes sure it never runs."""
 
-    __slots__ = ("callback", "cancelled", "deadline")
+    __slots__ = ("callback", "cancelled", "deadline", "heap")
 
-    def __init__(self, deadline: float, callback: Callable[[float], None]) -> None:
+    def __init__(
+        self, deadline: float, callback: Callable[[float], None], heap: TimerHeap | None = None
+    ) -> None:
         self.deadline = deadline
         self.callback = callback
         self.cancelled = False
+        self.heap = heap
+        """The queue the handle still waits in (None once fired or cancelled)."""
 
     def cancel(self) -> None:
         """Make sure the callback never runs (and let go of it: the owner usually
         keeps the handle, and a bound method in it would make a reference cycle)."""
+        if self.cancelled:
+            return
         self.cancelled = True
         self.callback = _done
+        heap, self.heap = self.heap, None
+        if heap is not None:
+            heap._cancelled_one()
 
 
 class TimerHeap:
-    """Deadlines in order; cancelled entries are skipped lazily."""
+    """Deadlines in order; cancelled entries are skipped lazily, and the queue is
+    rebuilt without them once they are the majority (a session timer cancelled
+    at the end of a call would otherwise wait in it for half an hour)."""
+
+    COMPACT_MIN = 256
+    """Below this many entries the queue is never rebuilt."""
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, TimerHandle]] = []
         self._seq = 0
+        self._cancelled = 0
 
     def schedule(self, deadline: float, callback: Callable[[float], None]) -> TimerHandle:
         """Run ``callback(now)`` once ``now >= deadline``."""
-        handle = TimerHandle(deadline, callback)
+        handle = TimerHandle(deadline, callback, self)
         self._seq += 1
         heapq.heappush(self._heap, (deadline, self._seq, handle))
         return handle
+
+    def _cancelled_one(self) -> None:
+        self._cancelled += 1
+        heap = self._heap
+        if self._cancelled * 2 > len(heap) >= self.COMPACT_MIN:
+            self._heap = [entry for entry in heap if not entry[2].cancelled]
+            heapq.heapify(self._heap)
+            self._cancelled = 0
 
     def next_deadline(self) -> float | None:
         """The earliest live deadline, or None."""
         heap = self._heap
         while heap and heap[0][2].cancelled:
             heapq.heappop(heap)
+            self._cancelled -= 1
         return heap[0][0] if heap else None
 
     def fire(self, now: float) -> int:
@@ -62,12 +86,15 @@ class TimerHeap:
         while heap and heap[0][0] <= now:
             _, _, handle = heapq.heappop(heap)
             if handle.cancelled:
+                self._cancelled -= 1
                 continue
+            handle.heap = None
             handle.cancelled = True
             callback, handle.callback = handle.callback, _done
             callback(now)
             ran += 1
+            heap = self._heap  # a callback may have compacted the queue
         return ran
 
     def __len__(self) -> int:
-        return sum(1 for _, _, h in self._heap if not h.cancelled)
+        return len(self._heap) - self._cancelled

@@ -453,7 +453,8 @@ class UserAgentCore:
             self._ended.move_to_end(key)
             while len(self._ended) > self.config.max_sessions:
                 self._ended.popitem(last=False)
-        if session.dialog is not None:
+        if session.dialog is not None and session.peer_verified:
+            # (a peer that never showed itself, a forged INVITE never ACKed, leaves none)
             self._tombstones[session.dialog.id] = deadline
             self._tombstones.move_to_end(session.dialog.id)
             while len(self._tombstones) > self.config.max_sessions:
