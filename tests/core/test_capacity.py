@@ -219,3 +219,19 @@ def test_what_calls_leave_behind_is_swept_by_the_clock() -> None:
     h.advance(h.now + 40)
     assert not h.tu._tombstones and not h.tu._recent and not h.tu._ended
     assert h.tu.next_timer() is None  # and the sweep does not keep itself alive
+
+
+def test_a_source_that_never_acks_is_capped_but_one_that_acks_is_not() -> None:
+    admission = Admission(AdmissionConfig(max_unverified_per_source=5))
+    h = Harness(layer=TransactionLayer(admission=admission))
+    for n in range(8):  # never ACKed: the 2xx waits, nothing shows the source is real
+        h.receive(_invite(n, host=ATTACKER.host), ATTACKER)
+    finals = [r.status for _, r in h.sent if r.status >= 200]
+    assert finals == [200] * 5 + [503] * 3 and admission.stats.shed_unverified == 3
+    # calls that are ACKed (and hung up) from another address never count
+    for n in range(100, 120):
+        assert _call(h, n) == 200
+    assert admission.source_holdings(ATTACKER.host) == 5
+    h.advance(h.now + 40)  # the unACKed calls end: the source may try again
+    h.receive(_invite(9, host=ATTACKER.host), ATTACKER)
+    assert h.statuses()[-1] == 200

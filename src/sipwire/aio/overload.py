@@ -31,7 +31,7 @@ import gc
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sipwire.transaction.admission import Admission, AdmissionStats
 
@@ -175,22 +175,18 @@ class OverloadMonitor:
         old = self._reported
         log.warning(
             "shed %d new requests in %.0f s: tables full %d, pending bytes %d, "
-            "holdings %d, overload %d; dropped over the per-source rate limit %d",
+            "holdings %d, unverified sources %d, overload %d; dropped over the "
+            "per-source rate limit %d",
             stats.total - old.total,
             now - self._reported_at,
             stats.shed_tables_full - old.shed_tables_full,
             stats.shed_pending_bytes - old.shed_pending_bytes,
             stats.shed_holdings - old.shed_holdings,
+            stats.shed_unverified - old.shed_unverified,
             stats.shed_overload - old.shed_overload,
             stats.dropped_rate_limit - old.dropped_rate_limit,
         )
-        self._reported = AdmissionStats(
-            stats.shed_tables_full,
-            stats.shed_pending_bytes,
-            stats.shed_holdings,
-            stats.shed_overload,
-            stats.dropped_rate_limit,
-        )
+        self._reported = replace(stats)
         self._reported_at = now
 
     def _maybe_trim(self, now: float) -> None:

@@ -42,6 +42,10 @@ class SessionHost(Protocol):
         """Stop routing requests of ``dialog``."""
         ...
 
+    def peer_verified(self, session: InDialog) -> None:
+        """The peer of ``session`` showed itself (its ACK or a request with our tag came)."""
+        ...
+
     def forget(self, session: InviteSession, now: float) -> None:
         """A session ended: drop it from the core's live tables."""
         ...

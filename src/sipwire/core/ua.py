@@ -413,7 +413,7 @@ class UserAgentCore:
         self._remember(session)
         self._servers[id(tx)] = session
         session.holder = tx.source.host
-        self.layer.admission.hold(session.holder)
+        self.layer.admission.hold(session.holder, verified=session.peer_verified)
         session.announce(now)
 
     def _on_cancel(self, cancel: Request, tx: ServerTransaction, now: float) -> None:
@@ -445,7 +445,7 @@ class UserAgentCore:
         if session.server is not None:
             self._servers.pop(id(session.server), None)
         if session.holder is not None:
-            self.layer.admission.release(session.holder)
+            self.layer.admission.release(session.holder, verified=session.peer_verified)
             session.holder = None
         deadline = now + 64 * self.layer.config.t1
         if session.is_uac:
@@ -460,6 +460,12 @@ class UserAgentCore:
             while len(self._tombstones) > self.config.max_sessions:
                 self._tombstones.popitem(last=False)
         self._sweep_later(now)
+
+    def peer_verified(self, session: InDialog) -> None:
+        """A session's peer showed itself: it no longer counts as unverified work."""
+        holder = getattr(session, "holder", None)
+        if holder is not None:
+            self.layer.admission.verified(holder)
 
     def ended_recently(self, dialog_id: DialogId) -> bool:
         """True when a session of ``dialog_id`` ended less than 64*T1 ago."""

@@ -77,6 +77,10 @@ class AdmissionConfig:
     """Above this fraction of ``max_holdings``, sources over their fair share are shed."""
     source_rate_limit: float | None = None
     """New requests per second from one address beyond which they are dropped (None: off)."""
+    max_unverified_per_source: int = 1000
+    """INVITE sessions one address may hold before anything shows the address is real
+    (no ACK, no request with our tag yet; over UDP a source can be forged): a flood of
+    INVITEs that are never ACKed stops here, long before the memory limits."""
     retry_after: int = 5
     """Retry-After seconds of the 503s."""
     half_life: float = 1.0
@@ -111,6 +115,7 @@ class AdmissionStats:
     shed_tables_full: int = 0
     shed_pending_bytes: int = 0
     shed_holdings: int = 0
+    shed_unverified: int = 0
     shed_overload: int = 0
     dropped_rate_limit: int = 0
 
@@ -120,6 +125,7 @@ class AdmissionStats:
             self.shed_tables_full
             + self.shed_pending_bytes
             + self.shed_holdings
+            + self.shed_unverified
             + self.shed_overload
             + self.dropped_rate_limit
         )
@@ -131,6 +137,7 @@ class _Source:
     """Decaying count of new requests (divide by the mean life for a rate)."""
     at: float = 0.0
     holdings: int = 0
+    unverified: int = 0
 
 
 class Admission:
@@ -157,21 +164,32 @@ class Admission:
         if overloaded:
             self.refresh(now)
 
-    def hold(self, host: str) -> None:
-        """``host`` now keeps one more unit of work (an INVITE session) alive."""
+    def hold(self, host: str, *, verified: bool = True) -> None:
+        """``host`` now keeps one more unit of work (an INVITE session) alive;
+        ``verified`` is False while nothing shows the source address is real."""
         entry = self._entry(host)
         if entry.holdings == 0:
             self._holders += 1
         entry.holdings += 1
         self.holdings += 1
+        if not verified:
+            entry.unverified += 1
 
-    def release(self, host: str) -> None:
+    def verified(self, host: str) -> None:
+        """Work held for ``host`` turned out to come from a real peer (its ACK came)."""
+        entry = self._sources.get(host)
+        if entry is not None and entry.unverified > 0:
+            entry.unverified -= 1
+
+    def release(self, host: str, *, verified: bool = True) -> None:
         """One unit of work held for ``host`` is done."""
         entry = self._sources.get(host)
         if entry is None or entry.holdings == 0:
             return
         entry.holdings -= 1
         self.holdings -= 1
+        if not verified and entry.unverified > 0:
+            entry.unverified -= 1
         if entry.holdings == 0:
             self._holders -= 1
 
@@ -217,6 +235,9 @@ class Admission:
             return Verdict.ADMIT
         if self.holdings >= config.max_holdings:
             self.stats.shed_holdings += 1
+            return Verdict.SHED
+        if entry.unverified >= config.max_unverified_per_source:
+            self.stats.shed_unverified += 1
             return Verdict.SHED
         if (
             self.holdings >= config.shed_fraction * config.max_holdings
