@@ -10,7 +10,30 @@
         await call.hangup()
 
 Incoming calls arrive through ``async for call in ua.incoming()`` or a
-handler set with ``@ua.on_call``; MESSAGEs through ``ua.messages()``.
+handler set with ``@ua.on_call``; MESSAGEs through ``ua.messages()``;
+SUBSCRIBEs for the packages we serve through ``ua.subscriptions()``
+(:mod:`sipwire.aio.subscriptions`); REFERs in ``call.events()``
+(:mod:`sipwire.aio.transfer`). Every call the agent is part of is tracked
+(``ua.calls``) and ended by ``close()``.
+
+Timeouts, one rule: every method that sends a request and waits for its
+outcome (``call()``, ``register()``, ``unregister()``, ``request()``,
+``message()``, ``options()``, ``subscribe()``, ``call.answer()``,
+``call.hold()``, ``call.send_info()`` ..., ``call.transfer()``,
+``sub.accept()``, ``sub.notify()``) takes ``timeout=`` in seconds (None: no
+limit). When it expires with no final response, the request is given up
+(``call()`` cancels its INVITE) and ``RequestFailed(408, "Request Timeout (no
+final response in N s)")`` is raised. When a final response arrived, a
+failure raises ``RequestFailed`` with its status; a call the local side
+cancelled (``hangup()`` or ``close()`` while it rang) raises 487. Defaults:
+32 s for requests (64*T1, when a transaction gives up by itself), 60 s for
+``call()`` and ``wait_answered()``, 90 s for ``transfer()`` (the REFER, then
+the transferee's own call). Methods that end something (``hangup()``,
+``unsubscribe()``, ``sub.terminate()``, ``close()``) wait at most their
+timeout and never raise: it is over locally either way. Methods that wait
+for the peer rather than for a response (``wait_ended()``,
+``sub.wait_terminated()``) wait until told otherwise and raise
+``TimeoutError`` when given a timeout.
 
 Everything SIP happens in the sans-I/O :class:`~sipwire.core.ua.UserAgentCore`;
 this module only turns its events into futures and queues, runs DNS for
@@ -24,15 +47,20 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
+from sipwire.aio.answering import IncomingCallsMixin
 from sipwire.aio.call import Call
 from sipwire.aio.dns import Resolver
 from sipwire.aio.endpoint import Endpoint
 from sipwire.aio.ids import SecretIds
 from sipwire.aio.limits import default_limits
 from sipwire.aio.listen import advertised_host, parse_listen
-from sipwire.aio.transport_base import TransportConfig, TransportError
+from sipwire.aio.registrations import RegistrationsMixin
+from sipwire.aio.subscriptions import SubscriptionsMixin
+from sipwire.aio.timeouts import CALL_TIMEOUT, REQUEST_TIMEOUT, within
+from sipwire.aio.transfer import TransfersMixin
+from sipwire.aio.transport_base import TransportConfig
 from sipwire.auth.digest import DigestAccount, DigestClient
-from sipwire.core import refer, subscription
+from sipwire.core import refer
 from sipwire.core.client import ClientRequest, Listener
 from sipwire.core.config import UAConfig
 from sipwire.core.events import (
@@ -46,16 +74,16 @@ from sipwire.core.events import (
     RegistrationChanged,
     RequestCompleted,
     ResolveTargets,
+    SubscribeReceived,
     SubscriptionStateChanged,
     TransferProgress,
     TransferRequested,
     UAEvent,
 )
 from sipwire.core.media import SessionMedia
-from sipwire.core.register import Registration, RegistrationState
 from sipwire.core.sdp_media import MediaConfig, SdpMedia
 from sipwire.core.session import CallState, InviteSession
-from sipwire.core.subscription import Subscription, SubState
+from sipwire.core.subscription import SubscribeAnswer
 from sipwire.core.ua import UserAgentCore
 from sipwire.errors import LocalProtocolError, RequestFailed
 from sipwire.message import Address, Request, Response, SipUri
@@ -72,10 +100,13 @@ def _ignore(event: object) -> None:
 log = logging.getLogger("sipwire.ua")
 
 MAX_QUEUE = 1000
+CLOSE_TIMEOUT = 2.0
+"""Seconds ``close()`` waits for its BYEs to be answered and its CANCELled calls to end."""
+_UP = frozenset({CallState.ACCEPTED, CallState.CONFIRMED})
 
 
-class UserAgent:
-    """A SIP user agent on asyncio: register, call, answer, message.
+class UserAgent(IncomingCallsMixin, RegistrationsMixin, SubscriptionsMixin, TransfersMixin):
+    """A SIP user agent on asyncio: register, call, answer, message, subscribe, notify.
 
     ``aor`` is our address of record (the From of our requests).
     ``username``/``password`` answer digest challenges; ``username``
@@ -135,26 +166,33 @@ class UserAgent:
         self.resolver: Resolver | None = None
         self.listeners: dict[str, Listener] = {}
         self._waiters: dict[int, asyncio.Future[Response]] = {}
-        self._calls: dict[int, Call] = {}
+        self._calls: dict[InviteSession, Call] = {}
+        """Calls with a Call object: placed, received, started by a transfer."""
+        self._auto_sessions: set[InviteSession] = set()
+        """Calls answered by ``auto_answer`` that nobody asked about yet (no Call object)."""
         self._incoming: asyncio.Queue[Call] = asyncio.Queue(MAX_QUEUE)
         self._messages: asyncio.Queue[Request] = asyncio.Queue(MAX_QUEUE)
         self._call_handler: Callable[[Call], Awaitable[None]] | None = None
-        self._registrations: dict[int, tuple[Registration, asyncio.Future[Response]]] = {}
+        self._registrations = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._draining = False
+        self._closing = False
         self._handlers = self._event_handlers()
         self._rtp_port = self.media_config.rtp_port_min
         self._auto_answer: float | None = None
+        self._accept_transfers = False
         self.unclaimed_timeout = 60.0
-        """Seconds an incoming call may wait in ``incoming()`` before it is refused with 480
-        (with no ``on_call`` handler and nobody iterating ``incoming()``)."""
-        self.subscriptions: subscription.Subscriptions | None = None
-        """SUBSCRIBE/NOTIFY (RFC 6665) of this agent, once started."""
-        self.transfers: refer.Transfers | None = None
-        """REFER/Replaces (RFC 3515, RFC 3891) of this agent, once started."""
-        self._sub_waiters: dict[int, asyncio.Future[None]] = {}
-        self._transfer_waiters: dict[int, asyncio.Future[TransferProgress]] = {}
-        self._notifications: asyncio.Queue[tuple[Subscription, Request]] = asyncio.Queue(MAX_QUEUE)
+        """Seconds an incoming call may ring unclaimed before it is refused with 480: one
+        nobody takes from ``incoming()``, or whose ``on_call`` handler returned without
+        answering it (counted from its arrival)."""
+        self.transfer_decision_timeout = 10.0
+        """Seconds the application has to ``accept()`` or ``decline()`` a REFER it is
+        shown (:class:`~sipwire.TransferRequest`); undecided, it is declined (603).
+        Set it before ``start()``."""
+        self.transfer_manager: refer.Transfers | None = None
+        """REFER/Replaces (RFC 3515, RFC 3891) of this agent at core level, once started."""
+        self._transfer_waiters = {}
+        self._init_subscriptions()
         self.calls_answered = 0
         """Calls answered by ``auto_answer``."""
         self.calls_completed = 0
@@ -184,8 +222,10 @@ class UserAgent:
             media_factory=self._new_media,
         )
         self.core = core
-        self.subscriptions = subscription.install(core)
-        self.transfers = refer.install(core)
+        self._install_subscriptions(core)
+        self.transfer_manager = refer.install(
+            core, ask=True, decision_timeout=self.transfer_decision_timeout
+        )
         endpoint.tu = self
         self.resolver = Resolver()
         try:
@@ -198,21 +238,70 @@ class UserAgent:
             raise
         core.set_listeners(self.listeners)
 
-    async def close(self) -> None:
-        """Hang up every call, stop refreshing registrations, close the sockets."""
-        if self.endpoint is None:
+    async def close(self, *, timeout: float = CLOSE_TIMEOUT) -> None:
+        """End everything, then close the sockets.
+
+        Every call ends: BYE for answered ones, CANCEL for the ones we place that
+        ring, 487 for the ones that ring here. Our subscriptions are unsubscribed,
+        the ones we serve terminated (``noresource``), undecided SUBSCRIBEs get 480
+        and undecided REFERs 603; registrations stop refreshing. It waits at most
+        ``timeout`` seconds for the BYEs to be answered and the CANCELled calls to end.
+        """
+        endpoint = self.endpoint
+        if endpoint is None or self._closing:
             return
-        for call in list(self._calls.values()):
-            if not call.ended:
-                call.session.hangup(self._now())
-        self._flush()
-        for registration, _ in self._registrations.values():
-            registration.close()
-        await self.endpoint.drain()  # let the BYEs reach the transports
+        self._closing = True
+        current = asyncio.current_task()
         for task in list(self._tasks):
-            task.cancel()
-        await self.endpoint.close()
-        self.endpoint = None
+            if task is not current:
+                task.cancel()  # handlers and keep-alives: nothing new starts
+        try:
+            pending = self._end_everything()
+            if pending:
+                await asyncio.wait(pending, timeout=timeout)
+        finally:
+            for registration, _ in self._registrations.values():
+                registration.close()
+            await endpoint.drain()  # let the last messages reach the transports
+            for task in list(self._tasks):
+                if task is not current:
+                    task.cancel()
+            await endpoint.close()
+            self.endpoint = None
+            self._closing = False
+
+    def _end_everything(self) -> list[asyncio.Future[Any]]:
+        """Send what ends every call and subscription; the futures to wait for."""
+        now, loop = self._now(), asyncio.get_running_loop()
+        pending: list[asyncio.Future[Any]] = []
+        for session in [*self._calls, *self._auto_sessions]:
+            if session.state in _UP:
+                bye = session.bye(now)
+                if bye is not None:
+                    future: asyncio.Future[Response] = loop.create_future()
+                    self._waiters[id(bye)] = future
+                    pending.append(future)
+            elif not session.is_uac:
+                session.reject(now, 487)  # nothing happens once it is over
+            elif session.state is not CallState.TERMINATED:
+                session.cancel(now)
+                call = self._calls.get(session) or self._wrap(session)
+                pending.append(call._ended_future())
+        subs = self.subscription_manager
+        if subs is not None:
+            for sub in list(subs.subscriptions):
+                if sub.is_subscriber:
+                    sub.unsubscribe(now)
+                else:
+                    sub.notify(now, state="terminated", reason="noresource")
+            for sub in list(subs.undecided):
+                subs.answer(sub, SubscribeAnswer(480), now)
+        transfers = self.transfer_manager
+        if transfers is not None:
+            for transfer in [t for t in transfers.incoming if t.undecided]:
+                transfers.decline(transfer, now)
+        self._flush()
+        return pending
 
     @property
     def contact_address(self) -> tuple[str, int]:
@@ -298,9 +387,10 @@ class UserAgent:
             IncomingCall: self._on_incoming,
             NotifyReceived: self._on_notify,
             SubscriptionStateChanged: self._on_subscription_state,
+            SubscribeReceived: self._on_subscribe_received,
             TransferProgress: self._on_transfer_progress,
-            TransferRequested: lambda event: self._to_call(event.session, event),
-            CallReplaced: lambda event: self._to_call(event.old, event),
+            TransferRequested: self._on_transfer_requested,
+            CallReplaced: self._on_call_replaced,
             CallStateChanged: call_event,
             MediaChanged: call_event,
             InDialogRequest: call_event,
@@ -313,39 +403,27 @@ class UserAgent:
         if future is not None and not future.done():
             future.set_result(event.response)
 
-    def _on_notify(self, event: NotifyReceived) -> None:
-        if not self._notifications.full():
-            self._notifications.put_nowait((event.subscription, event.request))
-        self._wake(self._sub_waiters, event.subscription)
-
-    def _on_subscription_state(self, event: SubscriptionStateChanged) -> None:
-        if event.state is not SubState.NOTIFY_WAIT:
-            self._wake(self._sub_waiters, event.subscription)
-
-    def _on_transfer_progress(self, event: TransferProgress) -> None:
-        waiter = self._transfer_waiters.get(id(event.transfer))
-        if event.done and waiter is not None and not waiter.done():
-            waiter.set_result(event)
-        self._to_call(event.session, event)
-
     def _on_call_event(self, event: CallStateChanged | MediaChanged | InDialogRequest) -> None:
-        call = self._calls.get(id(event.session))
-        if (
-            call is None
-            and self._auto_answer is None
-            and isinstance(event, CallStateChanged)
-            and event.state is not CallState.TERMINATED
-        ):
-            call = self._wrap(event.session)  # a call a transfer started for us
+        session = event.session
+        call = self._calls.get(session)
         if call is not None:
             call._on_event(event)
-        elif (
-            isinstance(event, CallStateChanged)
-            and event.state is CallState.TERMINATED
-            and event.session.end_reason == "BYE received"
-            and event.session.final is not None
-            and event.session.final.status == 200
-        ):
+        elif type(event) is CallStateChanged:
+            if session in self._auto_sessions:
+                if event.state is CallState.TERMINATED:
+                    self._auto_sessions.discard(session)
+                    self._count_completed(session)
+            elif event.state is not CallState.TERMINATED:
+                self._wrap(session)._on_event(event)  # a call a transfer started for us
+
+    def _on_call_replaced(self, event: CallReplaced) -> None:
+        call = self._calls.get(event.old)
+        if call is not None:
+            call._on_other(event)
+
+    def _count_completed(self, session: InviteSession) -> None:
+        final = session.final
+        if session.end_reason == "BYE received" and final is not None and final.status == 200:
             self.calls_completed += 1
 
     def _on_message_received(self, event: MessageReceived) -> None:
@@ -353,22 +431,6 @@ class UserAgent:
             log.info("message queue full; dropping a MESSAGE from %s", event.request.from_)
         else:
             self._messages.put_nowait(event.request)
-
-    def _on_registration_changed(self, event: RegistrationChanged) -> None:
-        entry = self._registrations.get(id(event.registration))
-        if entry is not None and event.response is not None and not entry[1].done():
-            entry[1].set_result(event.response)
-
-    @staticmethod
-    def _wake(waiters: dict[int, asyncio.Future[None]], key: object) -> None:
-        waiter = waiters.pop(id(key), None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _to_call(self, session: InviteSession, event: UAEvent) -> None:
-        call = self._calls.get(id(session))
-        if call is not None:
-            call._on_other(event)
 
     async def _resolve(self, event: ResolveTargets) -> None:
         assert self.resolver is not None
@@ -386,92 +448,40 @@ class UserAgent:
         task.add_done_callback(self._tasks.discard)
 
     # -- calls ------------------------------------------------------------------------------
-    def _wrap(self, session: InviteSession) -> Call:
-        call = Call(self, session)
-        self._calls[id(session)] = call
+    def _wrap(self, session: InviteSession, *, record: bool = True) -> Call:
+        call = Call(self, session, record=record)
+        self._calls[session] = call
         return call
 
     def _forget_call(self, call: Call) -> None:
-        self._calls.pop(id(call.session), None)
+        self._calls.pop(call.session, None)
+        if call.auto:
+            self._count_completed(call.session)
 
-    def auto_answer(self, ring_time: float = 0.0) -> None:
-        """Answer every incoming call without the application: 180, then 200 after
-        ``ring_time`` seconds. ``calls_answered`` and ``calls_completed`` count them."""
-        self._auto_answer = ring_time
-
-    def _auto(self, session: InviteSession, ring_time: float) -> None:
-        now = self._now()
-        session.ring(now)
-        if ring_time > 0:
-            asyncio.get_running_loop().call_later(ring_time, self._auto_now, session)
-        else:
-            session.answer(now)
-            self.calls_answered += 1
-
-    def _auto_now(self, session: InviteSession) -> None:
-        if session.state in (CallState.INCOMING, CallState.EARLY):
-            session.answer(self._now())
-            self.calls_answered += 1
-            self._flush()
-
-    def _on_incoming(self, event: IncomingCall) -> None:
-        if self._auto_answer is not None:
-            self._auto(event.session, self._auto_answer)
-            return
-        call = self._wrap(event.session)
-        if self._call_handler is not None:
-            self._spawn(self._run_handler(call))
-        elif self._incoming.full():
-            event.session.reject(self._now(), 486, "Busy Here")
-        else:
-            self._incoming.put_nowait(call)
-            loop = asyncio.get_running_loop()
-            loop.call_later(self.unclaimed_timeout, self._unclaimed, call)
-
-    def _unclaimed(self, call: Call) -> None:
-        """Nobody took the call from ``incoming()`` in time: 480 (RFC 3261 §21.4.18)."""
-        if not call.claimed and call.state in (CallState.INCOMING, CallState.EARLY):
-            call.session.reject(self._now(), 480, "Temporarily Unavailable")
-            self._flush()
-
-    async def _run_handler(self, call: Call) -> None:
-        assert self._call_handler is not None
-        try:
-            await self._call_handler(call)
-        except Exception:
-            log.exception("call handler failed for %s", call)
-            if not call.ended:
-                await call.hangup()
-
-    def on_call(
-        self, handler: Callable[[Call], Awaitable[None]]
-    ) -> Callable[[Call], Awaitable[None]]:
-        """Decorator: run ``handler(call)`` as a task for every incoming call."""
-        self._call_handler = handler
-        return handler
-
-    async def incoming(self) -> AsyncIterator[Call]:
-        """Incoming calls, as they arrive (ringing is up to you: ``call.ring()``)."""
-        while True:
-            call = await self._incoming.get()
-            if call.ended:
-                continue  # cancelled, or refused as unclaimed, while it waited
-            call.claimed = True
-            yield call
+    @property
+    def calls(self) -> list[Call]:
+        """Calls in progress: placed, received, answered by ``auto_answer``, or started
+        by a transfer. Each leaves the list the moment it ends."""
+        for session in list(self._auto_sessions):  # the application looks at them now
+            self._auto_sessions.discard(session)
+            if session.state is not CallState.TERMINATED:
+                self._wrap(session, record=False).auto = True
+        return [call for call in self._calls.values() if not call.ended]
 
     async def call(
         self,
         target: str,
         *,
         headers: Sequence[tuple[str, str]] = (),
-        timeout: float | None = None,
+        timeout: float | None = CALL_TIMEOUT,
         wait: bool = True,
     ) -> Call:
         """Call ``target``; with ``wait`` (default) return once answered.
 
-        Raises :class:`~sipwire.errors.RequestFailed` with the SIP status when
-        the call is refused (486, 404 ...), cancelled on ``timeout`` (487) or
-        fails locally (408 timeout, 503 unreachable).
+        Raises :class:`~sipwire.RequestFailed` with the SIP status when the call
+        is refused (486, 404 ...), cancelled locally (487) or fails locally (503
+        unreachable); 408 when nobody answered within ``timeout`` seconds (the
+        INVITE is then cancelled).
         """
         core = self._core()
         media = self._new_media()
@@ -479,11 +489,7 @@ class UserAgent:
         call = self._wrap(session)
         self._flush()
         if wait:
-            try:
-                await asyncio.wait_for(call.wait_answered(), timeout)
-            except TimeoutError:
-                await call.hangup()
-                raise RequestFailed(487, "Request Terminated (timeout)") from None
+            await call.wait_answered(timeout)
         return call
 
     # -- requests outside dialogs -----------------------------------------------------------
@@ -496,6 +502,7 @@ class UserAgent:
         content_type: str | None = None,
         headers: Sequence[tuple[str, str]] = (),
         check: bool = True,
+        timeout: float | None = REQUEST_TIMEOUT,
     ) -> Response:
         """Send any request outside a dialog and return its final response.
 
@@ -510,155 +517,44 @@ class UserAgent:
             body=data,
             content_type=content_type,
         )
-        response = await self._wait(creq)
-        if check and not 200 <= response.status < 300:
-            raise RequestFailed(response.status, response.reason, response)
-        return response
+        return await self._wait(creq, timeout, check=check)
 
-    async def _wait(self, creq: ClientRequest) -> Response:
+    async def _wait(
+        self, creq: ClientRequest, timeout: float | None = REQUEST_TIMEOUT, *, check: bool = False
+    ) -> Response:
+        """The final response to ``creq`` (sent or about to be); 408 after ``timeout``."""
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         if creq.final is not None:
             future.set_result(creq.final)
         else:
             self._waiters[id(creq)] = future
         self._flush()
-        return await future
+        try:
+            response = await within(future, timeout)
+        finally:
+            self._waiters.pop(id(creq), None)
+        if check and not 200 <= response.status < 300:
+            raise RequestFailed(response.status, response.reason, response)
+        return response
 
     async def message(
-        self, target: str, text: str, *, content_type: str = "text/plain;charset=UTF-8"
+        self,
+        target: str,
+        text: str,
+        *,
+        content_type: str = "text/plain;charset=UTF-8",
+        timeout: float | None = REQUEST_TIMEOUT,
     ) -> Response:
         """Send an instant message (RFC 3428); returns the 2xx, raises RequestFailed otherwise."""
-        return await self.request("MESSAGE", target, body=text, content_type=content_type)
+        return await self.request(
+            "MESSAGE", target, body=text, content_type=content_type, timeout=timeout
+        )
 
-    async def options(self, target: str) -> Response:
+    async def options(self, target: str, *, timeout: float | None = REQUEST_TIMEOUT) -> Response:
         """Send OPTIONS (a ping); returns the final response whatever its status."""
-        return await self.request("OPTIONS", target, check=False)
+        return await self.request("OPTIONS", target, check=False, timeout=timeout)
 
     async def messages(self) -> AsyncIterator[Request]:
         """MESSAGE requests received outside dialogs (already answered 200)."""
         while True:
             yield await self._messages.get()
-
-    # -- registration -----------------------------------------------------------------------
-    async def register(
-        self,
-        registrar: str | None = None,
-        *,
-        expires: int = 3600,
-        contacts: Sequence[str] = (),
-        keepalive: float | None = None,
-    ) -> Registration:
-        """Register our AOR at ``registrar`` (default: the AOR's domain) and keep it fresh.
-
-        ``contacts`` binds these Contact values instead of our own (several
-        are allowed). ``keepalive`` sends a CRLF keep-alive (RFC 5626 §4.4.1)
-        to the registrar every so many seconds, keeping NAT bindings and
-        connections open. Returns once the registrar answers 2xx; raises
-        RequestFailed otherwise.
-        """
-        uri = registrar or f"sip:{self.aor.uri.host_port}"  # type: ignore[union-attr]
-        core = self._core()
-        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        registration = core.register(
-            uri, self._now(), expires=expires, contacts=list(contacts) or None
-        )
-        self._registrations[id(registration)] = (registration, future)
-        self._flush()
-        response = await future
-        if registration.state is not RegistrationState.REGISTERED:
-            raise RequestFailed(response.status, response.reason, response)
-        if keepalive is not None:
-            self._spawn(self._keepalive(registration, keepalive))
-        return registration
-
-    async def _keepalive(self, registration: Registration, interval: float) -> None:
-        """CRLF keep-alives towards the registrar while the registration lasts."""
-        while registration.state in (
-            RegistrationState.REGISTERED,
-            RegistrationState.REGISTERING,
-        ):
-            await asyncio.sleep(interval)
-            creq = registration.request
-            endpoint = self.endpoint
-            if creq is None or creq.target is None or endpoint is None:
-                continue
-            try:
-                await endpoint.transport.send(b"\r\n\r\n", creq.target)
-            except TransportError as exc:
-                log.info("keep-alive to %s failed: %s", creq.target, exc.reason)
-
-    async def unregister(self, registration: Registration) -> Response:
-        """Remove the bindings of ``registration`` (Expires: 0)."""
-        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self._registrations[id(registration)] = (registration, future)
-        registration.unregister(self._now())
-        self._flush()
-        response = await future
-        self._registrations.pop(id(registration), None)
-        if not 200 <= response.status < 300:
-            raise RequestFailed(response.status, response.reason, response)
-        return response
-
-    # -- subscriptions (RFC 6665) ------------------------------------------------------------
-    async def subscribe(
-        self,
-        target: str,
-        event: str,
-        *,
-        expires: int = 3600,
-        accept: str | None = None,
-        timeout: float = 32.0,
-    ) -> Subscription:
-        """Subscribe to ``event`` at ``target``; returns once it is pending or active.
-
-        NOTIFYs arrive through :meth:`notifications`; refreshes happen by
-        themselves; ``subscription.unsubscribe(now)`` (or :meth:`unsubscribe`)
-        ends it. Raises RequestFailed when the subscription is refused.
-        """
-        manager = self._subscriptions()
-        sub = manager.subscribe(target, event, self._now(), expires=expires, accept=accept)
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sub_waiters[id(sub)] = waiter
-        self._flush()
-        await asyncio.wait_for(waiter, timeout)
-        if sub.state is SubState.TERMINATED:
-            response = sub.response
-            status = response.status if response is not None else 481
-            reason = response.reason if response is not None else (sub.reason or "terminated")
-            raise RequestFailed(status, reason, response)
-        return sub
-
-    @property
-    def calls(self) -> list[Call]:
-        """Calls in progress (placed, received, or started by a transfer)."""
-        return [call for call in self._calls.values() if not call.ended]
-
-    async def unsubscribe(self, sub: Subscription) -> None:
-        """End a subscription we made (SUBSCRIBE with Expires: 0)."""
-        sub.unsubscribe(self._now())
-        self._flush()
-
-    async def notifications(self) -> AsyncIterator[tuple[Subscription, Request]]:
-        """Every NOTIFY received for our subscriptions (already answered 200)."""
-        while True:
-            yield await self._notifications.get()
-
-    def _subscriptions(self) -> subscription.Subscriptions:
-        if self.subscriptions is None:
-            raise LocalProtocolError("the user agent is not started (use 'async with')")
-        return self.subscriptions
-
-    async def _transfer(self, outgoing: refer.OutgoingTransfer, timeout: float) -> int:
-        waiter: asyncio.Future[TransferProgress] = asyncio.get_running_loop().create_future()
-        self._transfer_waiters[id(outgoing)] = waiter
-        self._flush()
-        try:
-            if outgoing.done:
-                status = outgoing.status or 500
-            else:
-                status = (await asyncio.wait_for(waiter, timeout)).status
-        finally:
-            self._transfer_waiters.pop(id(outgoing), None)
-        if status >= 300:
-            raise RequestFailed(status, outgoing.reason or "transfer failed")
-        return status

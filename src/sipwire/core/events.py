@@ -31,6 +31,7 @@ __all__ = [
     "UAEvent",
     "NotifyReceived",
     "SubscriptionStateChanged",
+    "SubscribeReceived",
     "TransferRequested",
     "TransferProgress",
     "CallReplaced",
@@ -137,9 +138,22 @@ class SubscriptionStateChanged(UAEvent):
 
 
 @dataclass(slots=True, eq=False)
+class SubscribeReceived(UAEvent):
+    """A new SUBSCRIBE for a package served without a callback (RFC 6665 §4.2.1):
+    ``Subscriptions.answer(subscription, SubscribeAnswer(...), now)`` answers it."""
+
+    subscription: Subscription
+    request: Request
+
+
+@dataclass(slots=True, eq=False)
 class TransferRequested(UAEvent):
-    """The peer of ``session`` asked us to call ``refer_to`` (REFER, RFC 3515); already
-    answered 202. ``replaces`` is the dialog the new call replaces (RFC 3891), if any."""
+    """The peer of ``session`` asked us to call ``refer_to`` (REFER, RFC 3515).
+
+    Already answered 202, unless the transfers ask the application
+    (``Transfers(ask=True)``): then ``transfer.undecided`` holds until
+    ``Transfers.accept`` (202) or ``Transfers.decline`` (603). ``replaces``
+    is the dialog the new call replaces (RFC 3891), if any."""
 
     session: InviteSession
     refer_to: Address

@@ -12,7 +12,10 @@
 - transferee: a REFER in a session's dialog is answered 202, NOTIFY
   ``SIP/2.0 100 Trying`` follows, :class:`~sipwire.core.events.TransferRequested`
   is emitted and (``auto_accept``) the new call starts with Referred-By and
-  Replaces. Its outcome goes back in the final NOTIFY; once it is confirmed
+  Replaces. With ``ask`` the REFER waits for the application instead
+  (RFC 3515 §2.4.2: approval from the user): ``accept`` answers 202 and starts
+  the call, ``decline`` answers 603; undecided after ``decision_timeout``
+  seconds, it is declined. Its outcome goes back in the final NOTIFY; once it is confirmed
   the original call is hung up (``hangup_after``). ``Refer-Sub: false``
   (RFC 4488) is honoured: 2xx with ``Refer-Sub: false`` and no NOTIFY.
 - transfer target: an INVITE with Replaces (RFC 3891 §3) matching a dialog of
@@ -47,6 +50,7 @@ from sipwire.core.events import (
 )
 from sipwire.core.session import CallState, InviteSession
 from sipwire.core.sipfrag import SIPFRAG, parse_status_line, status_line
+from sipwire.core.timerheap import TimerHandle
 from sipwire.dialog.dialog import Dialog, DialogState
 from sipwire.errors import LocalProtocolError, ParseError
 from sipwire.message import Address, Event, Request, Response, SipUri, Uri
@@ -141,6 +145,19 @@ class IncomingTransfer:
         """The call the REFER asked for, once started."""
         self.status: int | None = None
         self.done = False
+        self.tx: ServerTransaction | None = None
+        """The REFER's transaction while the application decides (``Transfers.ask``)."""
+        self.decision_timer: TimerHandle | None = None
+
+    @property
+    def undecided(self) -> bool:
+        """The REFER waits for ``accept`` or ``decline`` (not answered yet)."""
+        return self.tx is not None
+
+    @property
+    def referred_by_header(self) -> str | None:
+        """The REFER's Referred-By (RFC 3892) as sent, None when it had none."""
+        return self.request.headers.get("Referred-By")
 
     @property
     def target(self) -> Uri:
@@ -161,10 +178,16 @@ class Transfers:
         auto_accept: bool = True,
         hangup_after: bool = True,
         notify_expires: int = 60,
+        ask: bool = False,
+        decision_timeout: float = 10.0,
     ) -> None:
         self.core = core
         self.auto_accept = auto_accept
         """Start the call a REFER asks for at once (else call :meth:`accept`)."""
+        self.ask = ask
+        """Leave each REFER unanswered until :meth:`accept` (202) or :meth:`decline` (603)."""
+        self.decision_timeout = decision_timeout
+        """With ``ask``: seconds before an undecided REFER is declined (603)."""
         self.hangup_after = hangup_after
         """Hang up the original call once the transferred one is confirmed."""
         self.notify_expires = notify_expires
@@ -300,22 +323,45 @@ class Transfers:
             return
         refer_sub = (request.headers.get("Refer-Sub") or "").strip().lower()
         quiet = refer_sub == "false" and "norefersub" in self.core.config.supported
-        headers = [("Contact", session.contact())]
-        if quiet:
-            headers.append(("Refer-Sub", "false"))  # RFC 4488 §4: no implicit subscription
-        layer.respond(tx, request.reply(202, headers=headers), now)
         transfer = IncomingTransfer(session, request, refer_to, replaces, notify=not quiet)
         self.incoming.append(transfer)
-        self._notify(transfer, 100, now)  # RFC 3515 §2.4.4: the initial NOTIFY
+        if self.ask:
+            transfer.tx = tx
+            transfer.decision_timer = self.core.timers.schedule(
+                now + self.decision_timeout, lambda at: self.decline(transfer, at)
+            )
+            self.core.emit(TransferRequested(session, refer_to, replaces, transfer))
+            return
+        self._agree(transfer, tx, now)
         self.core.emit(TransferRequested(session, refer_to, replaces, transfer))
         if self.auto_accept:
             self.accept(transfer, now)
 
+    def _agree(self, transfer: IncomingTransfer, tx: ServerTransaction, now: float) -> None:
+        """202 Accepted, then the initial NOTIFY (RFC 3515 §2.4.4)."""
+        headers = [("Contact", transfer.session.contact())]
+        if not transfer.notify:
+            headers.append(("Refer-Sub", "false"))  # RFC 4488 §4: no implicit subscription
+        self.core.layer.respond(tx, transfer.request.reply(202, headers=headers), now)
+        self._notify(transfer, 100, now)
+
+    def _decided(self, transfer: IncomingTransfer) -> ServerTransaction | None:
+        """The REFER's transaction if it still waited for the decision (now taken)."""
+        tx, transfer.tx = transfer.tx, None
+        if transfer.decision_timer is not None:
+            transfer.decision_timer.cancel()
+            transfer.decision_timer = None
+        return tx
+
     def accept(self, transfer: IncomingTransfer, now: float) -> InviteSession | None:
-        """Start the call ``transfer`` asks for (done at once when ``auto_accept``)."""
+        """Start the call ``transfer`` asks for (done at once when ``auto_accept``);
+        an undecided REFER (``ask``) is answered 202 first."""
         self._tick(now)
         if transfer.call is not None or transfer.done:
             return transfer.call
+        tx = self._decided(transfer)
+        if tx is not None:
+            self._agree(transfer, tx, now)
         factory = self.core.media_factory
         media = factory() if factory is not None else None
         if media is None:
@@ -331,9 +377,17 @@ class Transfers:
         return call
 
     def decline(self, transfer: IncomingTransfer, now: float, status: int = 603) -> None:
-        """Refuse a transfer after its 202: the final NOTIFY reports ``status``."""
+        """Refuse a transfer: an undecided REFER gets ``status`` as its response, one
+        answered 202 already a final NOTIFY reporting ``status``."""
         self._tick(now)
-        if transfer.call is None:
+        tx = self._decided(transfer)
+        if tx is not None:
+            self.core.layer.respond(tx, transfer.request.reply(status), now)
+            transfer.done, transfer.status = True, status
+            if transfer in self.incoming:
+                self.incoming.remove(transfer)
+            return
+        if transfer.call is None and not transfer.done:
             self._finish_in(transfer, status, now)
 
     def _call_settled(self, transfer: IncomingTransfer, now: float) -> None:
@@ -518,10 +572,17 @@ def install(
     auto_accept: bool = True,
     hangup_after: bool = True,
     notify_expires: int = 60,
+    ask: bool = False,
+    decision_timeout: float = 10.0,
 ) -> Transfers:
     """Make ``core`` handle REFER and Replaces; returns the manager (see module docstring)."""
     manager = Transfers(
-        core, auto_accept=auto_accept, hangup_after=hangup_after, notify_expires=notify_expires
+        core,
+        auto_accept=auto_accept,
+        hangup_after=hangup_after,
+        notify_expires=notify_expires,
+        ask=ask,
+        decision_timeout=decision_timeout,
     )
     core.dialog_usages.append(manager.on_dialog_request)
     previous = core.request_handlers.get("INVITE")
