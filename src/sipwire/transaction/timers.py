@@ -25,6 +25,10 @@ class Timer(enum.Enum):
     M = "M"  # RFC 6026: ICT Accepted, wait for 2xx retransmits
     TRYING = "Trying"  # §17.2.1: send 100 Trying if the TU has not answered in 200 ms
 
+    # Members are singletons compared by identity: hash them by identity too, in C
+    # (Enum's own __hash__ is a Python function, and timers are dict keys on a hot path).
+    __hash__ = object.__hash__
+
 
 @dataclass(frozen=True, slots=True)
 class TimerConfig:
