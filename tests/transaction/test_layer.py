@@ -194,3 +194,34 @@ def test_lossless_wire_has_no_retransmissions() -> None:
     wire.client.send_request(request, Target("udp", "192.0.2.20", 5070), 0.0)
     wire.run(until=100.0)
     assert wire.delivered == 2  # the request and the 200
+
+
+def test_a_server_transaction_lets_go_of_its_request_once_answered() -> None:
+    """A NIST waits out Timer J for 64*T1 after its final response: it holds its
+    response, not the request (which may be large), and the bytes are accounted."""
+    layer = TransactionLayer()
+    request = make_request("OPTIONS", branch="z9hG4bKbig")
+    request.body = b"x" * 60_000
+    layer.receive(request, UDP_SOURCE, 0)
+    (event,) = layer.events()
+    assert isinstance(event, RequestReceived) and isinstance(event.transaction, ServerTransaction)
+    tx = event.transaction
+    assert layer.pending_bytes >= 60_000
+    layer.respond(tx, request.reply(200, to_tag="t"), 0)
+    assert tx.request is None and tx.last_response is not None
+    assert layer.pending_bytes == 0 and len(layer) == 1  # still absorbing retransmissions
+
+
+def test_requests_waiting_for_an_answer_are_bounded_in_bytes() -> None:
+    from sipwire.transaction.admission import Admission, AdmissionConfig
+
+    layer = TransactionLayer(admission=Admission(AdmissionConfig(max_pending_bytes=100_000)))
+    for i in range(3):
+        request = make_request("OPTIONS", branch=f"z9hG4bKpend{i}")
+        request.body = b"x" * 60_000  # the TU has not answered yet
+        layer.receive(request, UDP_SOURCE, 0)
+    events = layer.events()
+    assert sum(isinstance(e, RequestReceived) for e in events) == 2
+    (busy,) = [e for e in events if isinstance(e, SendResponse)]
+    assert busy.response.status == 503 and busy.transaction is None
+    assert layer.admission.stats.shed_pending_bytes == 1
