@@ -27,10 +27,13 @@ async def main() -> None:
                 print(f"  {event}")
             print(f"call ended ({call.end_status})")
 
-        print(f"listening on {args.listen}")
+        print(f"listening on {args.listen}", flush=True)
         async for message in ua.messages():
             print(f"MESSAGE from {message.from_.uri}: {message.body.decode()}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())  # Ctrl-C cancels main(): the agent hangs up its calls and closes
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None  # 128 + SIGINT, as shells expect

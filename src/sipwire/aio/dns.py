@@ -160,7 +160,8 @@ class Resolver:
                 locator.feed(query, records)
         targets = locator.targets()
         if not targets:
-            raise ResolveError(f"no server found for {uri}")
+            host = uri.maddr or uri.host
+            raise ResolveError(f"cannot resolve {host}: no SIP server or address records")
         return targets
 
     async def target_set(self, uri: SipUri | str) -> TargetSet:

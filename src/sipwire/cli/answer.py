@@ -5,7 +5,10 @@
 It runs a :class:`~sipwire.UserAgent` that answers OPTIONS with 200, INVITE
 with 180 then 200 (with an SDP answer), BYE with 200, CANCEL with 200 and
 487, prints every MESSAGE it receives, and answers unknown methods and
-broken requests with the RFC's error code, until Ctrl-C or SIGTERM.
+broken requests with the RFC's error code, until Ctrl-C (exit 130) or
+SIGTERM (exit 0). ``--trace`` prints every SIP message, ``-v`` one line per
+request answered. A listen address that is taken or not local, or a
+certificate that does not load, is one line on standard error (exit 1 and 2).
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import gc
 import logging
 import signal
 import ssl
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from types import FrameType
 
 import click
 
@@ -26,24 +31,23 @@ from sipwire.aio.limits import default_limits
 from sipwire.aio.listen import ListenSpec, parse_listen
 from sipwire.aio.transport_base import TransportConfig
 from sipwire.aio.ua import UserAgent
+from sipwire.cli.common import (
+    EXIT_INTERRUPTED,
+    CommandFailed,
+    chain_traces,
+    listen_failure,
+    peer_text,
+    print_trace,
+    setup_logging,
+)
+from sipwire.cli.params import ListenType, check_user
+from sipwire.cli.tls import server_context
+from sipwire.errors import SipError
+from sipwire.message import Response, parse_message
 
 __all__ = ["AnswerConfig", "AnswerStats", "ListenSpec", "answer", "parse_listen", "run_answer"]
 
 log = logging.getLogger("sipwire.answer")
-
-
-class _ListenType(click.ParamType):
-    name = "SCHEME:HOST:PORT"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> ListenSpec:
-        if isinstance(value, ListenSpec):
-            return value
-        try:
-            return parse_listen(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,8 @@ class AnswerConfig:
     """Seconds between 180 Ringing and 200 OK (0 answers at once)."""
     source_rate_limit: float | None = None
     """New requests per second from one address beyond which they are dropped (None: off)."""
+    trace: Callable[[str, bytes, object], None] | None = None
+    """Called with every SIP message sent and received (``--trace``, ``-v``)."""
 
 
 @dataclass(slots=True)
@@ -90,6 +96,7 @@ async def run_answer(
         transport=transport,
         user_agent=config.user_agent,
         limits=limits,
+        trace=config.trace,
     )
     stats = AnswerStats()
     ua.auto_answer(config.ring_time)
@@ -143,19 +150,82 @@ def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | N
     return uvloop.new_event_loop
 
 
+class RequestLog:
+    """``-v``: one line per request answered (method, From, peer, the final status sent),
+    and one per ACK; retransmissions are not repeated."""
+
+    def __init__(self, logger: logging.Logger = log, memory: int = 1024) -> None:
+        self.log = logger
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._memory = memory
+
+    def __call__(self, direction: str, data: bytes, peer: object) -> None:
+        if direction == "send":
+            if data.startswith(b"SIP/2.0 ") and data[8:9] != b"1":
+                self._response(data, peer)
+        elif data.startswith(b"ACK "):
+            try:
+                ack = parse_message(data)
+                self.log.info("ACK from %s (%s)", ack.from_.uri, peer_text(peer))
+            except SipError:
+                pass
+
+    def _response(self, data: bytes, peer: object) -> None:
+        try:
+            response = parse_message(data)
+            if not isinstance(response, Response):
+                return
+            key = f"{response.via[0].branch} {response.status} {response.cseq}".encode()
+            if key in self._seen:
+                return
+            self._seen[key] = None
+            while len(self._seen) > self._memory:
+                self._seen.popitem(last=False)
+            self.log.info(
+                "%s from %s (%s): %d %s",
+                response.cseq.method,
+                response.from_.uri,
+                peer_text(peer),
+                response.status,
+                response.reason,
+            )
+        except (SipError, IndexError):
+            pass
+
+
 @click.command()
 @click.option(
     "--listen",
     "listens",
-    type=_ListenType(),
+    type=ListenType(),
     multiple=True,
     help="Where to listen, repeatable: udp|tcp|tls|ws|wss:HOST:PORT "
-    "(default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060).",
+    "[default: udp:127.0.0.1:5060 and tcp:127.0.0.1:5060].",
 )
-@click.option("--cert", type=click.Path(exists=True, dir_okay=False), help="TLS certificate (PEM).")
-@click.option("--key", type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM).")
-@click.option("--ring-time", type=float, default=0.0, show_default=True, help="Seconds of 180.")
-@click.option("--user", default="sipwire", show_default=True, help="User part of our Contact.")
+@click.option(
+    "--cert",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TLS certificate chain (PEM), for tls and wss listeners.",
+)
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TLS private key (PEM, unencrypted) of --cert.",
+)
+@click.option(
+    "--ring-time",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds of 180 Ringing before the 200 OK.",
+)
+@click.option(
+    "--user",
+    default="sipwire",
+    show_default=True,
+    callback=check_user,
+    help="User part of our AOR and Contact.",
+)
 @click.option(
     "--loop",
     type=click.Choice(["auto", "uvloop", "asyncio"]),
@@ -167,10 +237,12 @@ def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | N
     "--source-rate-limit",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
+    metavar="PER_SECOND",
     help="Drop new requests beyond this many per second from one address "
-    "(like kamailio's pike; off by default).",
+    "(like kamailio's pike) [default: off].",
 )
-@click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
+@click.option("--trace", is_flag=True, help="Print every SIP message on stderr.")
+@click.option("-v", "--verbose", count=True, help="Log more (-v one line per request, -vv debug).")
 def answer(
     listens: tuple[ListenSpec, ...],
     cert: str | None,
@@ -179,30 +251,57 @@ def answer(
     user: str,
     loop: str,
     source_rate_limit: float | None,
+    trace: bool,
     verbose: int,
 ) -> None:
     """Answer every call: a user agent server for tests and demos."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(verbose)
     specs = list(listens) or [
         ListenSpec("udp", "127.0.0.1", 5060),
         ListenSpec("tcp", "127.0.0.1", 5060),
     ]
-    server_context: ssl.SSLContext | None = None
+    loop_factory = event_loop_factory(loop)
+    server_ctx: ssl.SSLContext | None = None
     if any(s.transport in ("tls", "wss") for s in specs):
         if not (cert and key):
             raise click.UsageError("tls and wss listeners need --cert and --key")
-        server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        server_context.load_cert_chain(cert, key)
-    transport = TransportConfig(tls_server_context=server_context)
-    config = AnswerConfig(user=user, ring_time=ring_time, source_rate_limit=source_rate_limit)
+        server_ctx = server_context(cert, key)
+    transport = TransportConfig(tls_server_context=server_ctx)
+    config = AnswerConfig(
+        user=user,
+        ring_time=ring_time,
+        source_rate_limit=source_rate_limit,
+        trace=chain_traces(print_trace if trace else None, RequestLog() if verbose >= 1 else None),
+    )
+    interrupted = False
+
+    def note_interrupt(signum: int, frame: FrameType | None) -> None:
+        nonlocal interrupted
+        interrupted = True
+
+    async def serve() -> AnswerStats:
+        ready = asyncio.Event()
+        server = asyncio.ensure_future(run_answer(specs, config, transport, ready=ready))
+        started = asyncio.ensure_future(ready.wait())
+        await asyncio.wait([server, started], return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
+        if ready.is_set():
+            # run_answer stops on SIGINT through the loop's handler (the wake-up fd);
+            # this Python-level handler runs too and only notes that it was SIGINT.
+            signal.signal(signal.SIGINT, note_interrupt)
+        return await server
+
     # Keep the start-up objects out of every collection; run_answer collects on a
     # clock instead of by allocation count (sipwire.aio.gcpolicy).
     gc.collect()
     gc.freeze()
     try:
-        with asyncio.Runner(loop_factory=event_loop_factory(loop)) as runner:
-            tu = runner.run(run_answer(specs, config, transport))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            tu = runner.run(serve())
+    except SipError as exc:
+        raise CommandFailed(listen_failure(exc) or exc.reason) from None
     except OSError as exc:
-        raise click.ClickException(f"cannot listen: {exc}") from None
+        raise CommandFailed(f"cannot listen: {exc}") from None
     click.echo(f"answered {tu.calls_answered} calls, {tu.calls_completed} ended with BYE", err=True)
+    if interrupted:
+        raise click.exceptions.Exit(EXIT_INTERRUPTED)

@@ -1,33 +1,65 @@
 """``sipwire register | call | message | options``: the user agent from the shell.
 
 Each command runs one :class:`~sipwire.UserAgent` for as long as it needs,
-prints one line of result on standard output, and exits 0 on success or 1
-with a one-line reason on standard error. ``--trace`` prints every SIP
-message sent and received on standard error.
+prints one line of result on standard output and exits 0, or prints one
+line ``Error: ...`` on standard error and exits with the codes of
+:mod:`sipwire.cli.common` (1 failed, 2 wrong command line, 130 Ctrl-C).
+Arguments are checked before any network traffic. ``--trace`` prints every
+SIP message sent and received on standard error.
+
+``--transport tcp`` (or ``udp``, ``tls``) means "send the request over
+that transport": ``;transport=`` is added to the target URI, or to the
+outbound proxy with ``--proxy``, unless it names one already. TLS verifies
+the server's certificate against the system's CAs, ``--ca-file``'s, or not
+at all with ``--insecure``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
-import sys
+import ssl
 import time
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import click
 
-from sipwire.aio.listen import local_address_for
+from sipwire.aio.listen import ListenSpec, local_address_for
+from sipwire.aio.transport_base import TransportConfig
 from sipwire.aio.ua import UserAgent
+from sipwire.cli.common import (
+    CommandFailed,
+    TransportFailures,
+    listen_failure,
+    print_trace,
+    run_async,
+    setup_logging,
+)
+from sipwire.cli.params import (
+    MAX_EXPIRES,
+    ListenType,
+    check_address,
+    check_aor,
+    check_content_type,
+    check_dtmf,
+    check_headers,
+    check_proxy,
+    check_target,
+    with_transport,
+)
+from sipwire.cli.tls import INSECURE_WARNING, client_context
 from sipwire.errors import RequestFailed, SipError
 from sipwire.message import Address, SipUri, parse_uri
 
 __all__ = ["call", "message", "options", "register"]
 
 T = TypeVar("T")
+
+HANGUP_GRACE = 5.0
+"""Seconds Ctrl-C waits for the CANCEL or BYE to complete."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,62 +69,113 @@ class Common:
     aor: str | None
     user: str | None
     password: str | None
-    listen: tuple[str, ...]
-    transport: str
+    listen: tuple[ListenSpec, ...]
+    transport: str | None
     proxy: str | None
     trace: bool
     timeout: float
+    tls: ssl.SSLContext | None
+
+    def route(self, uri: str) -> str:
+        """``uri`` as the request goes: with ``;transport=`` unless a proxy takes it there."""
+        return uri if self.proxy is not None else with_transport(uri, self.transport)
 
 
-def _options(func: Callable[..., Any]) -> Callable[..., Any]:
+def _check_listen(
+    ctx: click.Context, param: click.Parameter, value: tuple[ListenSpec, ...]
+) -> tuple[ListenSpec, ...]:
+    for spec in value:
+        if spec.transport in ("tls", "wss"):
+            raise click.BadParameter(
+                f"{spec}: a client has no certificate to listen with; "
+                "send over TLS with --transport tls"
+            )
+    return value
+
+
+def _options(*, from_hidden: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     decorators = [
-        click.option("--from", "from_aor", metavar="AOR", help="Our address of record (From)."),
-        click.option("--user", help="Auth username (default: the AOR's user)."),
-        click.option("--password", help="Password for digest authentication."),
+        click.option(
+            "--from",
+            "from_aor",
+            metavar="AOR",
+            callback=check_address,
+            hidden=from_hidden,
+            help="Our address of record, the From (default: sip:sipwire@<local address>).",
+        ),
+        click.option("--user", help="Auth username for digest (default: the AOR's user)."),
+        click.option("--password", help="Password for digest authentication (401/407)."),
         click.option(
             "--listen",
             multiple=True,
-            metavar="TRANSPORT:HOST:PORT",
-            help="Local address, repeatable (default: the address that reaches the target).",
+            type=ListenType(),
+            callback=_check_listen,
+            help="Local address, repeatable: udp|tcp|ws:HOST:PORT, port 0 for any "
+            "(default: the address that reaches the target, any port, on --transport).",
         ),
         click.option(
             "--transport",
             type=click.Choice(["udp", "tcp", "tls"]),
-            default="udp",
-            show_default=True,
-            help="Transport of the default listener.",
+            help="Send the request over this transport: adds ;transport= to the target "
+            "(or to --proxy) unless it has one [default: RFC 3263's choice, UDP for sip:].",
         ),
-        click.option("--proxy", metavar="URI", help="Outbound proxy for every request."),
+        click.option(
+            "--proxy", metavar="URI", callback=check_proxy, help="Outbound proxy for every request."
+        ),
+        click.option(
+            "--ca-file",
+            type=click.Path(exists=True, dir_okay=False),
+            help="Verify TLS servers against the CA certificates in this PEM file "
+            "(default: the system's CAs).",
+        ),
+        click.option(
+            "--insecure",
+            is_flag=True,
+            help="Do not verify TLS certificates (self-signed test servers only).",
+        ),
         click.option("--trace", is_flag=True, help="Print every SIP message on stderr."),
         click.option(
-            "--timeout", type=float, default=32.0, show_default=True, help="Seconds to wait."
+            "--timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=32.0,
+            show_default=True,
+            help="Seconds to wait for the final response (then 408).",
         ),
         click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug)."),
     ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
+
+    def apply(func: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
 
 
 def _common(kwargs: dict[str, Any]) -> Common:
-    verbose = kwargs.pop("verbose")
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(kwargs.pop("verbose"))
+    transport: str | None = kwargs.pop("transport")
+    proxy: str | None = kwargs.pop("proxy")
+    insecure: bool = kwargs.pop("insecure")
+    tls = client_context(kwargs.pop("ca_file"), insecure)
+    if insecure:
+        click.echo(INSECURE_WARNING, err=True)
     return Common(
         aor=kwargs.pop("from_aor"),
         user=kwargs.pop("user"),
         password=kwargs.pop("password"),
         listen=kwargs.pop("listen"),
-        transport=kwargs.pop("transport"),
-        proxy=kwargs.pop("proxy"),
+        transport=transport,
+        proxy=with_transport(proxy, transport) if proxy is not None else None,
         trace=kwargs.pop("trace"),
         timeout=kwargs.pop("timeout"),
+        tls=tls,
     )
 
 
 def _host_of(uri_text: str) -> str:
     try:
-        uri = parse_uri(uri_text)
+        uri = Address.parse(uri_text).uri if uri_text.startswith("<") else parse_uri(uri_text)
     except SipError:
         return "127.0.0.1"
     if isinstance(uri, SipUri):
@@ -105,175 +188,231 @@ def _host_of(uri_text: str) -> str:
     return "127.0.0.1"
 
 
-def _trace(direction: str, data: bytes, peer: object) -> None:
-    arrow = "<<<" if direction == "recv" else ">>>"
-    text = data.decode("utf-8", "replace")
-    sys.stderr.write(f"{arrow} {direction} {peer}\n{text}\n")
-
-
 def _user_agent(common: Common, toward: str) -> UserAgent:
     host = local_address_for(_host_of(common.proxy or toward))
     shown = f"[{host}]" if ":" in host else host
-    listen = common.listen or (f"{common.transport}:{shown}:0",)
+    # A client sends TLS without a certificate of its own: it listens on TCP.
+    kind = "tcp" if common.transport == "tls" else (common.transport or "udp")
+    listen = [str(spec) for spec in common.listen] or [f"{kind}:{shown}:0"]
     aor = common.aor or f"sip:sipwire@{shown}"
-    if not aor.startswith(("sip:", "sips:", "<", '"')):
-        aor = f"sip:{aor}"
+    config = TransportConfig(tls_client_context=common.tls) if common.tls is not None else None
     return UserAgent(
         aor,
         username=common.user,
         password=common.password,
         listen=listen,
         outbound_proxy=common.proxy,
-        trace=_trace if common.trace else None,
+        transport=config,
+        trace=print_trace if common.trace else None,
     )
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
+def _timed_out(timeout: float) -> RequestFailed:
+    return RequestFailed(408, f"Request Timeout (no final response in {timeout:g} s)")
+
+
+async def _within(awaitable: Awaitable[T], timeout: float) -> T:
     try:
-        return asyncio.run(coro)
+        return await asyncio.wait_for(awaitable, timeout)
+    except TimeoutError:
+        raise _timed_out(timeout) from None
+
+
+def _is_timeout(exc: RequestFailed) -> bool:
+    """A wait ran out with no final response (no response object): 408 from the API's
+    timeout rule, or 487 "Request Terminated (timeout)" from ``UserAgent.call``
+    before that rule (it CANCELled first); both are shown as 408."""
+    if exc.response is not None:
+        return False
+    return exc.status == 408 or (exc.status == 487 and "timeout" in exc.reason.lower())
+
+
+def _describe(exc: RequestFailed, failures: TransportFailures, timeout: float) -> str:
+    if _is_timeout(exc):
+        return str(exc) if exc.status == 408 else str(_timed_out(timeout))
+    if exc.status == 503:
+        detail = failures.explain()
+        if detail is not None and detail.startswith("TLS certificate"):
+            return detail
+        if detail is not None:
+            return f"{exc} ({detail})"
+    return str(exc)
+
+
+def _run(coro: Coroutine[Any, Any, str], common: Common) -> str:
+    failures = TransportFailures.install()
+    try:
+        return run_async(coro)
     except RequestFailed as exc:
-        raise click.ClickException(f"{exc.status} {exc.reason}") from None
-    except (SipError, ValueError, OSError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandFailed(_describe(exc, failures, common.timeout)) from None
+    except SipError as exc:
+        raise CommandFailed(listen_failure(exc) or exc.reason) from None
+    except (ValueError, OSError) as exc:
+        raise CommandFailed(str(exc) or type(exc).__name__) from None
 
 
-def _target(text: str) -> str:
-    """Accept ``bob@host`` and ``host`` as well as full URIs."""
-    if text.startswith(("sip:", "sips:", "tel:")):
-        return text
-    return f"sip:{text}"
+async def _end_calls(ua: UserAgent, grace: float) -> None:
+    """Ctrl-C: CANCEL the calls that ring, BYE the ones that are up, wait for the end."""
+    for placed in ua.calls:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(placed.hangup(), grace)
+        with contextlib.suppress(TimeoutError):
+            await placed.wait_ended(grace)
 
 
 @click.command()
-@click.argument("aor")
-@click.option("--registrar", metavar="URI", help="Registrar URI (default: the AOR's domain).")
-@click.option("--expires", type=int, default=3600, show_default=True)
+@click.argument("aor", required=False, callback=check_aor)
+@click.option(
+    "--registrar",
+    metavar="URI",
+    callback=check_target,
+    help="Registrar URI (default: the AOR's domain).",
+)
+@click.option(
+    "--expires",
+    type=click.IntRange(1, MAX_EXPIRES),
+    default=3600,
+    show_default=True,
+    help="Seconds the binding should last; the registrar may grant less (--unregister removes it).",
+)
 @click.option("--unregister", is_flag=True, help="Remove the binding instead.")
-@_options
+@_options(from_hidden=True)
 def register(
-    aor: str, registrar: str | None, expires: int, unregister: bool, **kwargs: Any
+    aor: str | None, registrar: str | None, expires: int, unregister: bool, **kwargs: Any
 ) -> None:
-    """Register AOR at a registrar (digest authentication with --user/--password)."""
-    common = _common(kwargs)
-    aor = _target(aor)
-    common = _with_aor(common, aor)
+    """Register AOR (sip:user@domain) at a registrar; digest auth with --user/--password."""
+    from_aor: str | None = kwargs["from_aor"]
+    if from_aor is not None:  # --from AOR: the deprecated spelling of the argument
+        if aor is not None and aor != from_aor:
+            raise click.UsageError("give the AOR once (--from is a deprecated alias of AOR)")
+        aor = from_aor
+        click.echo("Warning: register --from is deprecated; give the AOR as the argument", err=True)
+    if aor is None:
+        raise click.UsageError("Missing argument 'AOR'.")
+    common = replace(_common(kwargs), aor=aor)
     address = Address.parse(aor)
-    registrar_uri = _target(registrar) if registrar else f"sip:{address.uri.host_port}"  # type: ignore[union-attr]
+    registrar_uri = registrar or f"sip:{address.uri.host_port}"  # type: ignore[union-attr]
+    next_hop = common.route(registrar_uri)
 
     async def run() -> str:
-        async with _user_agent(common, registrar_uri) as ua:
+        async with _user_agent(common, next_hop) as ua:
             started = time.monotonic()
-            registration = await asyncio.wait_for(
-                ua.register(registrar_uri, expires=expires), common.timeout
-            )
+            registration = await _within(ua.register(next_hop, expires=expires), common.timeout)
             if unregister:
-                await asyncio.wait_for(ua.unregister(registration), common.timeout)
-                return f"unregistered {aor} at {registrar_uri}"
+                await _within(ua.unregister(registration), common.timeout)
+                return f"unregistered {aor} at {next_hop}"
             registration.close()
             elapsed = (time.monotonic() - started) * 1000
             bindings = ", ".join(str(b.uri) for b in registration.bindings) or "-"
             return (
-                f"registered {aor} at {registrar_uri} for {registration.granted} s "
+                f"registered {aor} at {next_hop} for {registration.granted} s "
                 f"in {elapsed:.1f} ms (bindings: {bindings})"
             )
 
-    click.echo(_run(_timed(run(), common.timeout)))
-
-
-def _with_aor(common: Common, aor: str) -> Common:
-    return Common(
-        aor=aor,
-        user=common.user,
-        password=common.password,
-        listen=common.listen,
-        transport=common.transport,
-        proxy=common.proxy,
-        trace=common.trace,
-        timeout=common.timeout,
-    )
-
-
-async def _timed(coro: Coroutine[Any, Any, T], timeout: float) -> T:
-    try:
-        return await asyncio.wait_for(coro, timeout + 5)
-    except TimeoutError:
-        raise click.ClickException(f"no answer within {timeout} s") from None
-
-
-def _header(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition(":")
-    if not sep or not name.strip():
-        raise click.BadParameter(f"expected NAME: VALUE, got {text!r}")
-    return name.strip(), value.strip()
+    click.echo(_run(run(), common))
 
 
 @click.command()
-@click.argument("target")
-@click.option("--duration", type=float, default=0.0, show_default=True, help="Seconds to talk.")
-@click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'", help="Extra header.")
-@click.option("--dtmf", metavar="DIGITS", help="Send these digits (INFO) once answered.")
-@_options
+@click.argument("target", callback=check_target)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to talk once answered, then BYE.",
+)
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="'NAME: VALUE'",
+    callback=check_headers,
+    help="Extra header on the INVITE, repeatable.",
+)
+@click.option(
+    "--dtmf",
+    metavar="DIGITS",
+    callback=check_dtmf,
+    help="Send these digits (0-9 * # A-D) as INFO once answered.",
+)
+@_options()
 def call(
-    target: str, duration: float, headers: tuple[str, ...], dtmf: str | None, **kwargs: Any
+    target: str,
+    duration: float,
+    headers: list[tuple[str, str]],
+    dtmf: str | None,
+    **kwargs: Any,
 ) -> None:
-    """Call TARGET, stay DURATION seconds, hang up."""
+    """Call TARGET, stay DURATION seconds, hang up (Ctrl-C: CANCEL or BYE, exit 130)."""
     common = _common(kwargs)
-    target = _target(target)
-    extra = [_header(h) for h in headers]
+    uri = common.route(target)
+
+    async def talk(ua: UserAgent) -> str:
+        started = time.monotonic()
+        placed = await ua.call(uri, timeout=common.timeout, headers=headers)
+        if dtmf:
+            await placed.send_dtmf(dtmf)
+        answered = (time.monotonic() - started) * 1000
+        ended_by_peer = False
+        with contextlib.suppress(TimeoutError):
+            await placed.wait_ended(duration)
+            ended_by_peer = True
+        if not ended_by_peer:
+            await placed.hangup()
+            with contextlib.suppress(TimeoutError):
+                await placed.wait_ended(common.timeout)
+        who = "the peer" if ended_by_peer else "us"
+        return f"call to {target} answered in {answered:.1f} ms; ended by {who}"
 
     async def run() -> str:
-        async with _user_agent(common, target) as ua:
-            started = time.monotonic()
-            placed = await ua.call(target, timeout=common.timeout, headers=extra)
-            if dtmf:
-                await placed.send_dtmf(dtmf)
-            answered = (time.monotonic() - started) * 1000
-            ended_by_peer = False
-            with contextlib.suppress(TimeoutError):
-                await placed.wait_ended(duration)
-                ended_by_peer = True
-            if not ended_by_peer:
-                await placed.hangup()
-                with contextlib.suppress(TimeoutError):
-                    await placed.wait_ended(common.timeout)
-            who = "the peer" if ended_by_peer else "us"
-            return f"call to {target} answered in {answered:.1f} ms; ended by {who}"
+        async with _user_agent(common, uri) as ua:
+            try:
+                return await talk(ua)
+            except asyncio.CancelledError:
+                await _end_calls(ua, min(common.timeout, HANGUP_GRACE))
+                raise
 
-    click.echo(_run(_timed(run(), common.timeout + duration)))
+    click.echo(_run(run(), common))
 
 
 @click.command()
-@click.argument("target")
+@click.argument("target", callback=check_target)
 @click.argument("text")
-@click.option("--content-type", default="text/plain;charset=UTF-8", show_default=True)
-@_options
+@click.option(
+    "--content-type",
+    default="text/plain;charset=UTF-8",
+    show_default=True,
+    callback=check_content_type,
+    help="Content-Type of TEXT.",
+)
+@_options()
 def message(target: str, text: str, content_type: str, **kwargs: Any) -> None:
     """Send TEXT to TARGET as a SIP MESSAGE (RFC 3428)."""
     common = _common(kwargs)
-    target = _target(target)
+    uri = common.route(target)
 
     async def run() -> str:
-        async with _user_agent(common, target) as ua:
-            response = await asyncio.wait_for(
-                ua.message(target, text, content_type=content_type), common.timeout
+        async with _user_agent(common, uri) as ua:
+            response = await _within(
+                ua.message(uri, text, content_type=content_type), common.timeout
             )
             return f"{response.status} {response.reason}"
 
-    click.echo(_run(_timed(run(), common.timeout)))
+    click.echo(_run(run(), common))
 
 
 @click.command()
-@click.argument("target")
-@_options
+@click.argument("target", callback=check_target)
+@_options()
 def options(target: str, **kwargs: Any) -> None:
     """Ping TARGET with OPTIONS; print the status and the round-trip time."""
     common = _common(kwargs)
-    target = _target(target)
+    uri = common.route(target)
 
     async def run() -> str:
-        async with _user_agent(common, target) as ua:
+        async with _user_agent(common, uri) as ua:
             started = time.monotonic()
-            response = await asyncio.wait_for(ua.options(target), common.timeout)
+            response = await _within(ua.options(uri), common.timeout)
             rtt = (time.monotonic() - started) * 1000
             if not 200 <= response.status < 300:
                 raise RequestFailed(response.status, response.reason, response)
@@ -284,4 +423,4 @@ def options(target: str, **kwargs: Any) -> None:
                 f"(server: {agent}; allow: {allow})"
             )
 
-    click.echo(_run(_timed(run(), common.timeout)))
+    click.echo(_run(run(), common))

@@ -3,7 +3,9 @@
 ``sipwire answer`` runs a user agent server that answers every call (see
 sipwire.cli.answer). ``sipwire parse FILE`` reads one SIP message (``-`` for standard input),
 parses it and prints a short typed summary. A message that does not parse
-is reported as ``error: <status> <reason>`` on standard error, exit code 2.
+is reported as ``Error: parse error: <status> <reason>`` on standard error,
+exit code 2. Every command reports errors as one line and exits with the
+codes of :mod:`sipwire.cli.common`.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import click
 from sipwire import ParseError, Request, Response, parse_message
 from sipwire.cli.answer import answer
 from sipwire.cli.client import call, message, options, register
+from sipwire.cli.common import EXIT_USAGE, CommandFailed, SipwireGroup
 
 __all__ = ["main"]
 
-EXIT_PARSE_ERROR = 2
+EXIT_PARSE_ERROR = EXIT_USAGE
 
 
 def _package_version() -> str:
@@ -71,7 +74,7 @@ def summarize(msg: Request | Response) -> list[str]:
     return lines
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=SipwireGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(_package_version(), "--version", "-V", prog_name="sipwire")
 def main() -> None:
     """sipwire: SIP (RFC 3261) tools."""
@@ -80,14 +83,13 @@ def main() -> None:
 @main.command()
 @click.argument("file", type=click.File("rb"), default="-")
 def parse(file: BinaryIO) -> None:
-    """Parse one SIP message from FILE (or - for standard input) and summarize it."""
+    """Parse one SIP message from FILE (default: - for standard input) and summarize it."""
     data = file.read()
     try:
         msg = parse_message(data)
         lines = summarize(msg)
     except ParseError as exc:
-        click.echo(f"error: {exc.status} {exc.reason}", err=True)
-        raise SystemExit(EXIT_PARSE_ERROR) from None
+        raise CommandFailed(f"parse error: {exc.status} {exc.reason}", EXIT_PARSE_ERROR) from None
     for line in lines:
         click.echo(line)
 

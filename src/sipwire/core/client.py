@@ -131,9 +131,7 @@ class RequestSender:
     # -- starting ----------------------------------------------------------------------
     def send(self, creq: ClientRequest, now: float) -> None:
         """Send ``creq`` to the targets of its next hop."""
-        uri = creq.next_hop
-        if uri is None:
-            uri = creq.dialog.next_hop() if creq.dialog is not None else _next_hop(creq.request)
+        uri = _hop(creq)
         if not isinstance(uri, SipUri):
             self._fail(creq, 416, f"cannot route to {uri}", now)
             return
@@ -153,7 +151,13 @@ class RequestSender:
             return
         usable = [t for t in targets if self._listener(t.transport) is not None]
         if not usable:
-            self._fail(creq, 503, "no reachable target", now)
+            if targets:
+                reason = f"no listener for {', '.join(sorted({t.transport for t in targets}))}"
+            else:
+                hop = _hop(creq)
+                host = (hop.maddr or hop.host) if isinstance(hop, SipUri) else str(hop)
+                reason = f"cannot resolve {host}"
+            self._fail(creq, 503, reason, now)
             return
         creq.targets = TargetSet(usable)
         self._transmit(creq, now)
@@ -333,6 +337,13 @@ class RequestSender:
         log.info("%s redirected (%d) to %s", creq.method, response.status, uri)
         self.send(creq, now)
         return True
+
+
+def _hop(creq: ClientRequest) -> Uri:
+    """Where ``creq`` goes next: the outbound proxy, the dialog's next hop or §8.1.2's."""
+    if creq.next_hop is not None:
+        return creq.next_hop
+    return creq.dialog.next_hop() if creq.dialog is not None else _next_hop(creq.request)
 
 
 def _next_hop(request: Request) -> Uri:

@@ -81,6 +81,10 @@ class UserAgentCore:
         media_factory: Callable[[], SessionMedia] | None = None,
     ) -> None:
         self.layer = layer
+        if config.user_agent:
+            # Every response of this element carries our Server header (RFC 3261 §20.35):
+            # the transaction layer adds the line to each one it sends.
+            layer.response_headers = (("server", "Server", config.user_agent),)
         self.config = config
         self.ids = ids
         self.timers = TimerHeap()
@@ -360,7 +364,6 @@ class UserAgentCore:
                 ("Allow", ", ".join(self.config.allow)),
                 ("Accept", "application/sdp, text/plain"),
                 ("Supported", ", ".join(self.config.supported)),
-                ("Server", self.config.user_agent),
             ]
             self.layer.respond(
                 tx, request.reply(200, headers=headers, to_tag=self.ids.token()), now

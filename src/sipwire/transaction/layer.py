@@ -89,6 +89,9 @@ class TransactionLayer:
         self.admission = admission
         self.pending_bytes = 0
         """Bytes of received requests whose server transaction has not sent a final response."""
+        self.response_headers: tuple[tuple[str, str, str], ...] = ()
+        """Header lines (canonical key, name, value) this element adds to every response
+        it sends, through a transaction or statelessly: e.g. its Server header."""
         self._clients: dict[Hashable, ClientTransaction] = {}
         self._servers: dict[Hashable, ServerTransaction] = {}
         self._events: deque[Event] = deque()
@@ -102,7 +105,17 @@ class TransactionLayer:
 
     # -- Hooks for the transactions ------------------------------------------------
     def emit(self, event: Event) -> None:
+        if self.response_headers and isinstance(event, SendResponse):
+            self.stamp(event.response)
         self._events.append(event)
+
+    def stamp(self, response: Response) -> None:
+        """Add ``response_headers`` to ``response`` (once: a retransmission is the same
+        object, and already carries them)."""
+        items = response.headers._items
+        extra = self.response_headers
+        if not items or items[-1] is not extra[-1]:
+            items.extend(extra)
 
     def schedule(self, transaction: Transaction, timer: Timer, deadline: float) -> None:
         self._seq += 1
