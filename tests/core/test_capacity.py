@@ -235,3 +235,17 @@ def test_a_source_that_never_acks_is_capped_but_one_that_acks_is_not() -> None:
     h.advance(h.now + 40)  # the unACKed calls end: the source may try again
     h.receive(_invite(9, host=ATTACKER.host), ATTACKER)
     assert h.statuses()[-1] == 200
+
+
+def test_a_source_whose_calls_are_acked_may_hold_more_unacked_ones() -> None:
+    """A busy trunk's ACKs queue up when the server lags: a source that keeps
+    showing itself may hold unACKed calls in proportion to its rate."""
+    admission = Admission(AdmissionConfig(max_unverified_per_source=5))
+    h = Harness(layer=TransactionLayer(admission=admission))
+    for n in range(20):  # twenty calls, ACKed and ended, from 192.0.2.20
+        assert _call(h, n) == 200
+    h.sent.clear()
+    for n in range(100, 110):  # then ten whose ACKs have not come yet
+        h.receive(_invite(n))
+    assert [r.status for _, r in h.sent if r.status >= 200] == [200] * 10
+    assert admission.stats.shed_unverified == 0

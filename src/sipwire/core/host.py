@@ -42,7 +42,7 @@ class SessionHost(Protocol):
         """Stop routing requests of ``dialog``."""
         ...
 
-    def peer_verified(self, session: InDialog) -> None:
+    def peer_verified(self, session: InDialog, now: float) -> None:
         """The peer of ``session`` showed itself (its ACK or a request with our tag came)."""
         ...
 

@@ -76,11 +76,11 @@ class InDialog(SessionTimer):
         self._glare_timer: TimerHandle | None = None
         self._glare_waiting = False
 
-    def verify_peer(self) -> None:
+    def verify_peer(self, now: float) -> None:
         """The peer showed it receives what we send (an ACK, a request with our tag)."""
         if not self.peer_verified:
             self.peer_verified = True
-            self.host.peer_verified(self)
+            self.host.peer_verified(self, now)
 
     # -- hooks the session implements -------------------------------------------------------
     def dialog_ended(self, status: int, reason: str, now: float) -> None:
@@ -219,7 +219,7 @@ class InDialog(SessionTimer):
 
     def on_ack(self, ack: Request, now: float) -> None:
         """An ACK inside the dialog: stops the 2xx retransmission it acknowledges."""
-        self.verify_peer()
+        self.verify_peer(now)
         ok = self._ok
         if ok is None or ack.cseq.seq != ok.cseq.seq:
             return
@@ -344,7 +344,7 @@ class InDialog(SessionTimer):
         if dialog is None or dialog.state is DialogState.TERMINATED:
             self.host.layer.respond(tx, request.reply(481), now)
             return
-        self.verify_peer()  # it carries our tag: it received what we sent
+        self.verify_peer(now)  # it carries our tag: it received what we sent
         status = dialog.check_request(request)
         if status is not None:
             self.host.layer.respond(tx, request.reply(status, "CSeq out of order"), now)

@@ -464,11 +464,11 @@ class UserAgentCore:
                 self._tombstones.popitem(last=False)
         self._sweep_later(now)
 
-    def peer_verified(self, session: InDialog) -> None:
+    def peer_verified(self, session: InDialog, now: float) -> None:
         """A session's peer showed itself: it no longer counts as unverified work."""
         holder = getattr(session, "holder", None)
         if holder is not None:
-            self.layer.admission.verified(holder)
+            self.layer.admission.verified(holder, now)
 
     def ended_recently(self, dialog_id: DialogId) -> bool:
         """True when a session of ``dialog_id`` ended less than 64*T1 ago."""

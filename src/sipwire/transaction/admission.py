@@ -80,7 +80,9 @@ class AdmissionConfig:
     max_unverified_per_source: int = 1000
     """INVITE sessions one address may hold before anything shows the address is real
     (no ACK, no request with our tag yet; over UDP a source can be forged): a flood of
-    INVITEs that are never ACKed stops here, long before the memory limits."""
+    INVITEs that are never ACKed stops here, long before the memory limits. A source
+    whose calls are ACKed may hold more, in proportion to its rate (about three
+    seconds' worth), so that a busy trunk is not cut when its ACKs queue up."""
     retry_after: int = 5
     """Retry-After seconds of the 503s."""
     half_life: float = 1.0
@@ -138,6 +140,9 @@ class _Source:
     at: float = 0.0
     holdings: int = 0
     unverified: int = 0
+    verifications: float = 0.0
+    """Decaying count of sessions this source showed itself in (its ACKs)."""
+    verified_at: float = 0.0
 
 
 class Admission:
@@ -175,11 +180,18 @@ class Admission:
         if not verified:
             entry.unverified += 1
 
-    def verified(self, host: str) -> None:
+    def verified(self, host: str, now: float) -> None:
         """Work held for ``host`` turned out to come from a real peer (its ACK came)."""
         entry = self._sources.get(host)
-        if entry is not None and entry.unverified > 0:
+        if entry is None:
+            return
+        if entry.unverified > 0:
             entry.unverified -= 1
+        elapsed = now - entry.verified_at
+        if elapsed > 0:
+            entry.verifications *= math.exp(-elapsed / self._mean_life)
+            entry.verified_at = now
+        entry.verifications += 1.0
 
     def release(self, host: str, *, verified: bool = True) -> None:
         """One unit of work held for ``host`` is done."""
@@ -236,7 +248,9 @@ class Admission:
         if self.holdings >= config.max_holdings:
             self.stats.shed_holdings += 1
             return Verdict.SHED
-        if entry.unverified >= config.max_unverified_per_source:
+        if entry.unverified >= config.max_unverified_per_source and (
+            entry.unverified >= 2 * entry.verifications
+        ):
             self.stats.shed_unverified += 1
             return Verdict.SHED
         if (
