@@ -54,9 +54,9 @@ bench: $(BENCH_STAMP) sysdeps
 fuzz: venv
 	$(BIN)/python -m tests.load.fuzz --datagrams 1000000 --tcp 10000 $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
-# Until the registrar/proxy server exists, the main service is the answering UAS.
+# The registrar server on loopback: udp/tcp 5060, tls 5061, ws 8088, http 9090, data in ./data.
 run: venv
-	$(BIN)/sipwire answer --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 -v
+	$(BIN)/sipwire serve -v
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -64,3 +64,47 @@ def test_responses_are_never_answered() -> None:
 def test_response_type() -> None:
     data = _torture("scalar02")
     assert isinstance(error_response(data, _error(data)), Response)
+
+
+def _broken(branch: str = "z9hG4bKbroken1", to: str = "<sip:bob@example.com>") -> bytes:
+    """A REGISTER whose CSeq number overflows: it fails to parse, but can be answered."""
+    return (
+        "REGISTER sip:example.com SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 192.0.2.4:5060;branch={branch}\r\n"
+        "Max-Forwards: 70\r\n"
+        f"To: {to}\r\n"
+        "From: <sip:bob@example.com>;tag=f1\r\n"
+        "Call-ID: broken-call@192.0.2.4\r\n"
+        "CSeq: 99999999999999999999999 REGISTER\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def test_the_400_carries_a_to_tag_derived_from_the_request() -> None:
+    """§8.2.6.2: every final response of a UAS carries a To tag; a retransmission of the
+    broken request gets the same tag, another request another one."""
+    data = _broken()
+    first = error_response(data, _error(data))
+    again = error_response(data, _error(data))
+    assert first is not None and again is not None and first.status == 400
+    tag = first.to.tag
+    assert tag and again.to.tag == tag
+    assert f"To: <sip:bob@example.com>;tag={tag}\r\n".encode() in bytes(first)
+    other = _broken(branch="z9hG4bKbroken2")
+    answered = error_response(other, _error(other))
+    assert answered is not None and answered.to.tag not in (None, tag)
+    # The torture corpus' 400 gets one too.
+    torture = _torture("scalar02")
+    response = error_response(torture, _error(torture))
+    assert response is not None and response.to.tag
+
+
+def test_a_to_tag_already_there_is_kept() -> None:
+    data = _broken(to="<sip:bob@example.com>;tag=abc")
+    response = error_response(data, _error(data))
+    assert response is not None and response.to.tag == "abc"
+    assert bytes(response).count(b"tag=") == 2  # From's and To's, nothing added
+    # A "tag=" inside the URI or the display name is no tag of the To header.
+    data = _broken(to='"x;tag=1" <sip:bob@example.com;tag=2>')
+    response = error_response(data, _error(data))
+    assert response is not None and response.to.tag not in (None, "1", "2")

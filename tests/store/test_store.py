@@ -321,6 +321,40 @@ async def test_nonce_count_is_atomic(backend: Backend) -> None:
             await node.close()
 
 
+# -- secrets -----------------------------------------------------------------------------
+
+
+async def test_secret_is_made_once_and_shared_with_the_nonce_counts(backend: Backend) -> None:
+    """The nonce-signing secret: 32 bytes, the same each time it is asked for, one per
+    name; shared through the database by every store on it (Redis, PostgreSQL), kept
+    in memory with the nonce counts by SQLite (a new store has a new one)."""
+    nodes = [backend.new(), backend.new()]
+    for node in nodes:
+        await node.open()
+    try:
+        first = await nodes[0].secret("nonce")
+        assert len(first) == 32
+        assert await nodes[0].secret("nonce") == first
+        assert await nodes[0].secret("other") != first
+        raced = await asyncio.gather(*(node.secret("raced") for node in nodes for _ in range(4)))
+        if backend.name == "sqlite":
+            assert await nodes[1].secret("nonce") != first
+            assert len(set(raced)) == 2  # one per store object
+        else:
+            assert await nodes[1].secret("nonce") == first
+            assert len(set(raced)) == 1
+    finally:
+        for node in nodes:
+            await node.close()
+    again = backend.new()
+    await again.open()
+    try:
+        kept = await again.secret("nonce") == first
+        assert kept is (backend.name != "sqlite")
+    finally:
+        await again.close()
+
+
 # -- Redis: keys expire by themselves ---------------------------------------------------
 
 

@@ -156,7 +156,7 @@ class RequestLog:
 
     def __init__(self, logger: logging.Logger = log, memory: int = 1024) -> None:
         self.log = logger
-        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, int, str], None] = OrderedDict()
         self._memory = memory
 
     def __call__(self, direction: str, data: bytes, peer: object) -> None:
@@ -175,7 +175,7 @@ class RequestLog:
             response = parse_message(data)
             if not isinstance(response, Response):
                 return
-            key = f"{response.via[0].branch} {response.status} {response.cseq}".encode()
+            key = (response.via[0].branch or "", response.status, str(response.cseq))
             if key in self._seen:
                 return
             self._seen[key] = None

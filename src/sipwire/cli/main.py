@@ -19,6 +19,8 @@ from sipwire import ParseError, Request, Response, parse_message
 from sipwire.cli.answer import answer
 from sipwire.cli.client import call, message, options, register
 from sipwire.cli.common import EXIT_USAGE, CommandFailed, SipwireGroup
+from sipwire.cli.serve import serve
+from sipwire.cli.user import user
 
 __all__ = ["main"]
 
@@ -99,6 +101,8 @@ main.add_command(register)
 main.add_command(call)
 main.add_command(message)
 main.add_command(options)
+main.add_command(serve)
+main.add_command(user)
 
 
 if __name__ == "__main__":  # pragma: no cover

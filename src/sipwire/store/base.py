@@ -108,3 +108,17 @@ class LocationStore(abc.ABC):
         """Record that ``nc`` was used with ``nonce``; False when it was not greater
         than every nc used with that nonce before (a replay). The record may be
         dropped after ``expires_at`` (when the nonce itself expires)."""
+
+    @abc.abstractmethod
+    async def secret(self, name: str) -> bytes:
+        """The secret called ``name`` (32 random bytes), made on first use.
+
+        Every store object that shares this one's nonce-count records gets the
+        same secret: the registrar signs its nonces with it, so that the nodes
+        sharing a database accept each other's nonces, and a nonce can never
+        outlive the records that protect it from replay. Redis and PostgreSQL
+        keep it in the database (made once, by whichever node asks first);
+        SQLite keeps nonce counts in the memory of the store object, and its
+        secret with them: a new one per open store (after a restart, nonces
+        issued before it are refused and the client is challenged afresh).
+        """

@@ -2,10 +2,10 @@
 
 Schema (created or migrated by ``open()``, see :data:`MIGRATIONS`):
 ``bindings (aor, key, expires_at, data jsonb)`` keyed ``(aor, key)``,
-``users (domain, name, ha1 jsonb)``, ``nonces (nonce, nc, expires_at)``, the
-function ``sipwire_apply`` and ``schema_version``. With ``?schema=NAME`` in the
-URL everything lives in that schema (created if missing; tests use a fresh one
-each).
+``users (domain, name, ha1 jsonb)``, ``nonces (nonce, nc, expires_at)``,
+``secrets (name, value)``, the function ``sipwire_apply`` and
+``schema_version``. With ``?schema=NAME`` in the URL everything lives in that
+schema (created if missing; tests use a fresh one each).
 
 ``apply`` is one call of ``sipwire_apply``, a PL/pgSQL function, so one round
 trip and one transaction: it takes a transaction-scoped advisory lock on the
@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
@@ -99,6 +100,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         END
         $$""",
     ),
+    # 2: secrets shared by the nodes (the nonce-signing key, LocationStore.secret).
+    ("CREATE TABLE IF NOT EXISTS secrets (name text PRIMARY KEY, value bytea NOT NULL)",),
 )
 """Schema migrations: entry ``i`` takes the schema from version ``i`` to ``i + 1``.
 
@@ -123,6 +126,8 @@ _SQL_GET_USER = "SELECT ha1::text FROM users WHERE domain = $1 AND name = $2"
 _SQL_DELETE_USER = "DELETE FROM users WHERE domain = $1 AND name = $2"
 _SQL_USERS = "SELECT domain, name, ha1::text FROM users ORDER BY domain, name"
 _SQL_USERS_OF = "SELECT domain, name, ha1::text FROM users WHERE domain = $1 ORDER BY name"
+_SQL_PUT_SECRET = "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"
+_SQL_GET_SECRET = "SELECT value FROM secrets WHERE name = $1"
 _SQL_NONCE = (
     "INSERT INTO nonces (nonce, nc, expires_at) VALUES ($1, $2, $3) "
     "ON CONFLICT (nonce) DO UPDATE SET nc = EXCLUDED.nc, expires_at = EXCLUDED.expires_at "
@@ -350,3 +355,14 @@ class PostgresStore(LocationStore):
     async def use_nonce_count(self, nonce: str, nc: int, expires_at: float) -> bool:
         used = await self._call(lambda conn: conn.fetchval(_SQL_NONCE, nonce, nc, expires_at))
         return used is not None
+
+    # -- secrets -------------------------------------------------------------------------
+
+    async def secret(self, name: str) -> bytes:
+        async def get_or_make(conn: Any) -> bytes:
+            # Two statements: under READ COMMITTED the SELECT sees the row another
+            # node inserted while this INSERT waited on it.
+            await conn.execute(_SQL_PUT_SECRET, name, secrets.token_bytes(32))
+            return bytes(await conn.fetchval(_SQL_GET_SECRET, name))
+
+        return await self._call(get_or_make)

@@ -10,6 +10,7 @@ Layout (every key starts with the prefix, ``sipwire:`` unless the URL says
     {prefix}u:{domain} hash    user name → HA1s as JSON
     {prefix}domains    set     domains that have (or had) users
     {prefix}n:{nonce}  string  highest nc used with the nonce, with a TTL
+    {prefix}s:{name}   string  a secret (hex), made by the first node that asks
 
 ``apply`` is one Lua script (EVALSHA, loaded on first use): it removes, upserts,
 prunes the AOR's expired bindings, sets the TTL of the AOR's two keys to its
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import secrets
 import time
 from collections.abc import Sequence
 from typing import Any, Final
@@ -316,3 +318,15 @@ class RedisStore(LocationStore):
         ttl_ms = max(1000, math.ceil((expires_at - time.time()) * 1000))
         used = await self._script("nonce", [f"{self.prefix}n:{nonce}"], [nc, ttl_ms])
         return int(used) == 1
+
+    # -- secrets -------------------------------------------------------------------------
+
+    async def secret(self, name: str) -> bytes:
+        key = f"{self.prefix}s:{name}"
+        client = self._client()
+        # SET NX: the first node to ask makes it; everyone reads the same one.
+        await self._guard(client.set(key, secrets.token_hex(32), nx=True))
+        value = await self._guard(client.get(key))
+        if value is None:
+            raise StoreUnavailable(f"redis {self.url}: secret {name!r} vanished")
+        return bytes.fromhex(value)

@@ -33,16 +33,18 @@ Threads
 
 Nonce counts
     Kept in memory, not in the file: a bounded LRU of nonce → (highest nc,
-    expiry). A restart forgets them, which is harmless because the server's
-    nonce secret is made at boot, so nonces issued before the restart are
-    stale anyway. When the LRU is full the least recently used nonce is
-    forgotten (a later request with it starts over); make ``nonce_capacity``
-    larger than the number of nonces alive at once.
+    expiry). A restart forgets them, which is harmless because the nonce
+    secret (:meth:`SqliteStore.secret`) lives in the same memory: nonces
+    issued before the restart no longer verify. When the LRU is full the
+    least recently used nonce is forgotten (a later request with it starts
+    over); make ``nonce_capacity`` larger than the number of nonces alive at
+    once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sqlite3
 import time
 from collections import OrderedDict
@@ -146,6 +148,7 @@ class SqliteStore(LocationStore):
         self._db: aiosqlite.Connection | None = None
         self._run: Callable[..., Awaitable[Any]] | None = None
         self._nonces: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._secrets: dict[str, bytes] = {}
 
     def __repr__(self) -> str:
         return f"SqliteStore({self.path!r})"
@@ -295,6 +298,13 @@ class SqliteStore(LocationStore):
                 break
             nonces.popitem(last=False)
         return True
+
+    async def secret(self, name: str) -> bytes:
+        # In memory with the nonce counts it protects (see LocationStore.secret).
+        found = self._secrets.get(name)
+        if found is None:
+            found = self._secrets[name] = secrets.token_bytes(32)
+        return found
 
     def _forget_nonces(self, now: float) -> None:
         for nonce in [n for n, (_, expires_at) in self._nonces.items() if expires_at <= now]:

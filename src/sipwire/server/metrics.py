@@ -1,0 +1,206 @@
+"""What ``sipwire serve`` counts, for Prometheus (``GET /metrics``, see ``http.py``).
+
+The metrics live in a :class:`~prometheus_client.CollectorRegistry` of the
+server's own (never the process-global one: tests run several servers in
+one process). Counted as things happen:
+
+- ``sipwire_requests_total{method}``: requests received (new transactions,
+  and ACKs outside any);
+- ``sipwire_responses_total{method,status}``: final responses the server's
+  transaction user sent (stateless 503s of admission are in
+  ``sipwire_shed_requests_total`` instead);
+- ``sipwire_registrations_total{outcome}``: REGISTERs by outcome:
+  ``registered`` (a new binding), ``refreshed``, ``unregistered``,
+  ``query``, ``challenged`` (401), ``rejected`` (another 4xx/5xx decided by
+  the rules), ``unavailable`` (503: the store failed or was too slow),
+  ``busy`` (503: too many REGISTERs in flight);
+- ``sipwire_auth_failures_total{reason}``: credentials that did not
+  authenticate: ``invalid`` (wrong password, unknown user, malformed),
+  ``stale`` (right digest, expired nonce), ``replay`` (a nonce-count used
+  before);
+- ``sipwire_store_latency_seconds{operation}``: a histogram per store call
+  (``get_user``, ``use_nonce_count``, ``bindings``, ``apply``, ``ping``, ``purge``, ``aors``).
+
+Read when scraped (:class:`LiveSources`): ``sipwire_transactions`` (in
+flight), ``sipwire_registers_in_flight``, ``sipwire_connections`` (open
+stream and WebSocket connections), ``sipwire_shed_requests_total{cause}``
+(admission's counters, and ``registrar_busy``). Refreshed by the server
+every few seconds: ``sipwire_registered_aors`` (AORs with a live binding,
+from the store) and ``sipwire_store_up`` (1 when the store answered its
+last check).
+
+Label values are bounded: a method outside RFC 3261 and its extensions is
+counted as ``other``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from sipwire.message.validate import KNOWN_METHODS
+
+__all__ = [
+    "AUTH_FAILURES",
+    "OUTCOMES",
+    "STORE_OPERATIONS",
+    "LiveSources",
+    "Metrics",
+]
+
+OUTCOMES: Final = (
+    "registered",
+    "refreshed",
+    "unregistered",
+    "query",
+    "challenged",
+    "rejected",
+    "unavailable",
+    "busy",
+)
+AUTH_FAILURES: Final = ("invalid", "stale", "replay")
+STORE_OPERATIONS: Final = (
+    "get_user",
+    "use_nonce_count",
+    "bindings",
+    "apply",
+    "ping",
+    "purge",
+    "aors",
+)
+_LATENCY_BUCKETS: Final = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+
+
+@dataclass(slots=True)
+class LiveSources:
+    """Values read when /metrics is scraped (callables, so nothing is copied meanwhile)."""
+
+    transactions: Callable[[], int] = lambda: 0
+    registers_in_flight: Callable[[], int] = lambda: 0
+    connections: Callable[[], int] = lambda: 0
+    shed: Callable[[], Mapping[str, int]] = field(default=lambda: {})
+    """Cause → requests refused since start."""
+
+
+class _LiveCollector(Collector):
+    def __init__(self, sources: LiveSources) -> None:
+        self.sources = sources
+
+    def collect(self) -> Iterable[Metric]:
+        sources = self.sources
+        yield GaugeMetricFamily(
+            "sipwire_transactions", "Transactions in flight.", value=sources.transactions()
+        )
+        yield GaugeMetricFamily(
+            "sipwire_registers_in_flight",
+            "REGISTER requests being processed (waiting for the store).",
+            value=sources.registers_in_flight(),
+        )
+        yield GaugeMetricFamily(
+            "sipwire_connections",
+            "Open stream and WebSocket connections.",
+            value=sources.connections(),
+        )
+        shed = CounterMetricFamily(
+            "sipwire_shed_requests",
+            "New requests refused before any work (503 or dropped), by cause.",
+            labels=["cause"],
+        )
+        for cause, count in sorted(sources.shed().items()):
+            shed.add_metric([cause], count)
+        yield shed
+
+
+class Metrics:
+    """The server's metrics; ``render()`` is the /metrics body."""
+
+    def __init__(self) -> None:
+        registry = CollectorRegistry()
+        self.registry = registry
+        self.live = LiveSources()
+        registry.register(_LiveCollector(self.live))
+        self._requests_metric = Counter(
+            "sipwire_requests", "SIP requests received, by method.", ["method"], registry=registry
+        )
+        self._responses_metric = Counter(
+            "sipwire_responses",
+            "Final responses sent, by request method and status.",
+            ["method", "status"],
+            registry=registry,
+        )
+        registrations = Counter(
+            "sipwire_registrations",
+            "REGISTER requests, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        auth_failures = Counter(
+            "sipwire_auth_failures",
+            "Digest credentials that did not authenticate, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        latency = Histogram(
+            "sipwire_store_latency_seconds",
+            "Time of one store call, by operation.",
+            ["operation"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.registered_aors = Gauge(
+            "sipwire_registered_aors",
+            "Addresses-of-record with at least one live binding (from the store).",
+            registry=registry,
+        )
+        self.store_up = Gauge(
+            "sipwire_store_up", "1 when the store answered its last check.", registry=registry
+        )
+        # Children made once: a label look-up per message would cost more than the count.
+        self.outcome = {name: registrations.labels(name) for name in OUTCOMES}
+        self.auth_failure = {name: auth_failures.labels(name) for name in AUTH_FAILURES}
+        self.store_latency = {name: latency.labels(name) for name in STORE_OPERATIONS}
+        self._requests: dict[str, Counter] = {}
+        self._responses: dict[tuple[str, int], Counter] = {}
+
+    def request(self, method: str) -> None:
+        """Count a request received."""
+        child = self._requests.get(method)
+        if child is None:
+            label = method if method in KNOWN_METHODS else "other"
+            child = self._requests_metric.labels(label)
+            if label != "other" or len(self._requests) < 64:
+                self._requests[method] = child
+        child.inc()
+
+    def response(self, method: str, status: int) -> None:
+        """Count a final response sent to a request of ``method``."""
+        key = (method, status)
+        child = self._responses.get(key)
+        if child is None:
+            label = method if method in KNOWN_METHODS else "other"
+            child = self._responses_metric.labels(label, str(status))
+            if len(self._responses) < 1024:
+                self._responses[key] = child
+        child.inc()
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
