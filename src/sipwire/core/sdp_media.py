@@ -108,14 +108,14 @@ class SdpMedia:
     def receive_offer(self, body: bytes) -> bytes:
         """Answer the peer's offer; MediaError (488) when nothing is acceptable."""
         try:
-            # The parsed offer is ours alone and the answer is only serialized: no copies.
-            answer = self.negotiator.receive_offer(parse_sdp(body), copy=False)
+            # Answered from the memo when a call before had the same offer (and config).
+            answer, accepted = self.negotiator.receive_offer_bytes(body)
         except (SdpError, OfferAnswerError) as exc:
             raise MediaError(exc.reason, 491 if exc.status == 491 else 488) from None
         self.remote = body
-        if all(m.port == 0 for m in answer.media):
+        if not accepted:
             raise MediaError("no acceptable stream in the offer")
-        return bytes(answer)
+        return answer
 
     def receive_answer(self, body: bytes) -> None:
         """Take the answer to our offer; MediaError (488) if it does not fit."""

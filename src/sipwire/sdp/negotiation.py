@@ -190,3 +190,54 @@ def _same_but_version(new: SessionDescription, old: SessionDescription) -> bool:
         return new == old
     finally:
         new.origin = origin
+
+
+def _accepted(
+    index: int,
+    md: MediaDescription,
+    local_port: int,
+    remote: str | None,
+    remote_port: int,
+    chosen: Sequence[Codec],
+    direction: Direction,
+) -> NegotiatedStream:
+    """The result for an accepted m-line: ``chosen`` are the codecs in answer order."""
+    main: Codec | None = None  # the first codec that is not telephone-event
+    event: int | None = None  # the payload type of the first telephone-event
+    seen_event = False
+    for codec in chosen:
+        if codec.is_telephone_event:
+            if not seen_event:
+                event, seen_event = codec.payload_type, True
+        elif main is None:
+            main = codec
+    return NegotiatedStream(
+        index=index,
+        media=md.media,
+        proto=md.proto,
+        local_port=local_port,
+        remote_address=remote,
+        remote_port=remote_port,
+        codec=main,
+        telephone_event=event,
+        direction=direction,
+        rejected=False,
+        codecs=tuple(chosen),
+    )
+
+
+def _with_local_port(result: NegotiatedStream, port: int) -> NegotiatedStream:
+    """``result`` with our port ``port``."""
+    return NegotiatedStream(
+        result.index,
+        result.media,
+        result.proto,
+        port,
+        result.remote_address,
+        result.remote_port,
+        result.codec,
+        result.telephone_event,
+        result.direction,
+        result.rejected,
+        result.codecs,
+    )

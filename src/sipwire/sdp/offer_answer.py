@@ -17,6 +17,7 @@ from collections.abc import Collection, Sequence
 from functools import lru_cache
 from typing import Final
 
+from sipwire.sdp.answer_memo import Answered, MemoKey, answer_memo, answered
 from sipwire.sdp.codecs import (
     H264,
     PCMA,
@@ -33,6 +34,7 @@ from sipwire.sdp.negotiation import (
     NegotiatedStream,
     OfferAnswerError,
     OfferAnswerState,
+    _accepted,
     _bind,
     _bind_keyed,
     _describe,
@@ -42,7 +44,9 @@ from sipwire.sdp.negotiation import (
     _remote,
     _same_but_version,
     _Stream,
+    _with_local_port,
 )
+from sipwire.sdp.parser import parse_sdp
 from sipwire.sdp.session import (
     Connection,
     Direction,
@@ -245,6 +249,101 @@ class OfferAnswer:
         self._set_remote_offer(offer, copy)
         return self._create_answer(copy)
 
+    def receive_offer_bytes(self, body: bytes) -> tuple[bytes, bool]:
+        """:meth:`receive_offer` for an offer in bytes: our answer in bytes, and whether
+        it accepts a stream (SdpError if the body does not parse).
+
+        A negotiator's first offer is answered from :data:`answer_memo` when the
+        same bytes were answered (twice) before with the same configuration: the
+        negotiator ends up as :meth:`receive_offer` would leave it, and the bytes
+        are the same, without parsing or negotiating again.
+        """
+        key = None
+        values = (self.session_id, self._version, self.audio_port, self.video_port or 0)
+        if (
+            self._state is OfferAnswerState.IDLE
+            and self._last_sent is None  # nothing negotiated or offered: no streams either
+            and not self._held
+            and type(body) is bytes
+            and len(body) <= answer_memo.max_offer_bytes
+            and type(values[0]) is int  # the template's %d writes what str() would
+            and type(values[1]) is int
+            and type(values[2]) is int
+            and type(values[3]) is int
+        ):
+            key = self._memo_key(body)
+            entry = answer_memo.get(key)
+            if entry is not None:
+                return self._answer_from(entry, values)
+            if not answer_memo.admit(key):
+                key = None
+        answer = self.receive_offer(parse_sdp(body), copy=False)
+        data = bytes(answer)
+        if key is not None and self._remote is not None:
+            kept = answered(
+                self._remote,
+                tuple(self._streams),
+                tuple(self._negotiated),
+                answer,
+                data,
+                values,
+                self._memo_codecs(),
+            )
+            if kept is not None:
+                answer_memo.put(key, kept)
+        return data, any(m.port != 0 for m in answer.media)
+
+    def _memo_codecs(self) -> tuple[tuple[Codec, ...], tuple[Codec, ...] | None]:
+        """The codec tuples the negotiation used (video's only when video is on)."""
+        return self.audio_codecs, (self.video_codecs if self.video_port is not None else None)
+
+    def _memo_key(self, body: bytes) -> MemoKey:
+        """Everything but the per-call values an initial answer to ``body`` depends on.
+
+        The codec tuples go in by id (hashing codecs is dear); the memo entry
+        keeps them alive, so a live entry's ids are those of its tuples.
+        """
+        video = self.video_codecs if self.video_port is not None else None
+        return (
+            body,
+            type(self),  # a subclass may negotiate otherwise
+            self.address,
+            id(self.audio_codecs),
+            None if video is None else id(video),
+            self.session_name,
+            self.username,
+            self.direction._value_,  # a str: the Enum's __hash__ is Python code
+            self.protos,
+            self.single_codec,
+        )
+
+    def _answer_from(
+        self, entry: Answered, values: tuple[int, int, int, int]
+    ) -> tuple[bytes, bool]:
+        """What :meth:`receive_offer_bytes` does for a first offer seen before.
+
+        The same steps as :meth:`_set_remote_offer` and :meth:`_create_answer`,
+        with the per-m-line work done: the offer and the streams are shared (this
+        class never changes them once taken), the m-sections of our answer are
+        this call's copies with its ports, the accepted results get its ports.
+        """
+        media = [md.copy() for md in entry.media]
+        results = list(entry.negotiated)
+        accepted = False
+        for index, result in enumerate(results):
+            if not result.rejected:
+                port = self._port_for(result.media)
+                media[index].port = port
+                accepted = accepted or port != 0
+                if result.local_port != port:
+                    results[index] = _with_local_port(result, port)
+        self._last_answer = None
+        self._state_before = self._state
+        answer = self._stamp(self._session(media))
+        self._commit(list(entry.streams), results, local=answer, remote=entry.offer)
+        self._pending_offer = None
+        return entry.render(values), accepted
+
     def set_remote_offer(self, offer: SessionDescription) -> None:
         """Take the peer's offer; the answer comes from :meth:`create_answer`."""
         self._set_remote_offer(offer, True)
@@ -396,7 +495,7 @@ class OfferAnswer:
         md = MediaDescription(om.media, port, om.proto, [str(c.payload_type) for c in chosen])
         _describe(md, chosen, direction)
         stream = _Stream(om.media, om.proto, list(md.formats), False, remote_direction, bindings)
-        result = self._result(index, om, port, remote, om.port, chosen, direction)
+        result = _accepted(index, om, port, remote, om.port, chosen, direction)
         return md, stream, result
 
     def _intersect(
@@ -469,41 +568,8 @@ class OfferAnswer:
         _bind(bindings, am)
         direction = offer.effective_direction(om).intersect(remote_direction.reversed())
         stream = _Stream(om.media, om.proto, list(om.formats), False, remote_direction, bindings)
-        result = self._result(index, om, om.port, remote, am.port, chosen, direction)
+        result = _accepted(index, om, om.port, remote, am.port, chosen, direction)
         return stream, result
-
-    @staticmethod
-    def _result(
-        index: int,
-        md: MediaDescription,
-        local_port: int,
-        remote: str | None,
-        remote_port: int,
-        chosen: Sequence[Codec],
-        direction: Direction,
-    ) -> NegotiatedStream:
-        main: Codec | None = None  # the first codec that is not telephone-event
-        event: int | None = None  # the payload type of the first telephone-event
-        seen_event = False
-        for codec in chosen:
-            if codec.is_telephone_event:
-                if not seen_event:
-                    event, seen_event = codec.payload_type, True
-            elif main is None:
-                main = codec
-        return NegotiatedStream(
-            index=index,
-            media=md.media,
-            proto=md.proto,
-            local_port=local_port,
-            remote_address=remote,
-            remote_port=remote_port,
-            codec=main,
-            telephone_event=event,
-            direction=direction,
-            rejected=False,
-            codecs=tuple(chosen),
-        )
 
     def _commit(
         self,
@@ -513,8 +579,10 @@ class OfferAnswer:
         local: SessionDescription,
         remote: SessionDescription,
     ) -> None:
+        # Never changed once here (replaced, read, copied out): the answer memo shares
+        # the offer and the streams of a first answer between calls.
         self._streams = streams
         self._negotiated = results
         self._local = local
-        self._remote = remote  # already a private copy
+        self._remote = remote  # not the caller's (a copy, or given with copy=False)
         self._state = OfferAnswerState.STABLE
