@@ -56,6 +56,9 @@ run_sipp = _sipp.run_sipp
 
 SERVER_CPU = 0
 SIPP_CPU = 1
+NEW_OFFER = Path(__file__).resolve().parent / "scenarios" / "uac_new_offer_per_call.xml"
+"""A uac whose SDP offer differs every call, as real user agents' offers do (the
+built-in uac sends the same bytes every call, which sipwire's SDP memo answers cheaply)."""
 LADDER = (500, 750, 1000, 1250, 1500, 1750, 2000, 2500, 3000, 4000, 5000, 6000, 7000, 8000)
 
 
@@ -63,7 +66,7 @@ LADDER = (500, 750, 1000, 1250, 1500, 1750, 2000, 2500, 3000, 4000, 5000, 6000, 
 def server(kind: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
     """Start the server under test pinned to SERVER_CPU."""
     pin = ["taskset", "-c", str(SERVER_CPU)] if shutil.which("taskset") else []
-    if kind == "sipwire":
+    if kind.startswith("sipwire"):
         args = [
             *pin,
             sys.executable,
@@ -174,6 +177,7 @@ def step(
             timeout=seconds * 2 + 60,
             cpu=SIPP_CPU,
             extra=(),
+            scenario=NEW_OFFER if kind == "sipwire-new-offer" else None,
         )
         elapsed = time.monotonic() - started
     achieved = result.successful / elapsed if elapsed > 0 else 0.0
@@ -232,14 +236,20 @@ def main() -> int:
         f"steps of {search:.0f} s, then confirm steps of {seconds:.0f} s with 0 failed calls"
     )
     sipwire_best, top = sustained_rate("sipwire", rates, search, seconds, args.profile_seconds)
+    varied_best, _ = sustained_rate("sipwire-new-offer", rates, search, seconds, 0.0)
     uas_best = 0
     if not args.skip_sipp_uas:
         uas_best, _ = sustained_rate("sipp-uas", rates, search, seconds, 0.0)
     print(f"sipwire answer: {sipwire_best} calls/s sustained for {seconds:.0f} s, 0 failed")
+    print(
+        f"  with a new SDP offer every call: {varied_best} calls/s "
+        "(the built-in uac repeats one offer, which sipwire answers from its memo)"
+    )
     if uas_best:
         print(
             f"sipp uas:       {uas_best} calls/s sustained for {seconds:.0f} s   "
-            f"(sipwire / sipp uas = {sipwire_best / uas_best:.2f})"
+            f"(sipwire / sipp uas = {sipwire_best / uas_best:.2f}, "
+            f"new offers: {varied_best / uas_best:.2f})"
         )
     if top:
         print("where sipwire answer's CPU goes at that rate:")

@@ -85,14 +85,15 @@ def run_sipp(
     extra: tuple[str, ...] = (),
     timeout: float = 120.0,
     cpu: int | None = None,
+    scenario: Path | None = None,
 ) -> SippResult:
-    """Run sipp's built-in ``uac`` scenario against ``target`` and read its statistics."""
+    """Run sipp's built-in ``uac`` scenario (or the ``scenario`` file) against ``target``
+    and read its statistics."""
     assert SIPP is not None
     stat_file = workdir / "uac_stats.csv"
     args = [
         SIPP,
-        "-sn",
-        "uac",
+        *(("-sf", str(scenario)) if scenario is not None else ("-sn", "uac")),
         target,
         "-i",
         "127.0.0.1",
