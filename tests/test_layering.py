@@ -8,7 +8,18 @@ import ast
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "src" / "sipwire"
-CORE_PACKAGES = ("message", "transport", "transaction", "auth", "sdp", "dialog", "core")
+CORE_PACKAGES = (
+    "message",
+    "transport",
+    "transaction",
+    "auth",
+    "sdp",
+    "dialog",
+    "core",
+    "registrar",
+    "media",
+    "proxy",
+)
 FORBIDDEN = {"asyncio", "socket", "ssl", "time", "random", "selectors", "threading"}
 
 
