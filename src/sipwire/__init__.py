@@ -7,6 +7,20 @@ every event a call yields, is importable from here.
 
 from sipwire.aio.call import Call, CallEvent, CallStateError
 from sipwire.aio.call_events import HoldChanged, HoldState
+from sipwire.aio.media import (
+    CallMedia,
+    DtmfReceived,
+    MediaEnded,
+    MediaStarted,
+    MediaStats,
+    MediaTimeout,
+    NoMediaError,
+    PacketTransform,
+    RtpConfig,
+    WavWriter,
+    read_wav,
+    tone,
+)
 from sipwire.aio.subscriptions import IncomingSubscription
 from sipwire.aio.transfer import TransferRequest
 from sipwire.aio.transport_base import TransportConfig
@@ -30,6 +44,7 @@ from sipwire.errors import (
     RequestFailed,
     SipError,
 )
+from sipwire.media.frame import Frame
 from sipwire.message import (
     AbsoluteUri,
     Address,
@@ -56,10 +71,13 @@ __all__ = [
     "Call",
     "CallEvent",
     "CallReplaced",
+    "CallMedia",
     "CallState",
     "CallStateChanged",
     "CallStateError",
+    "DtmfReceived",
     "Headers",
+    "Frame",
     "HoldChanged",
     "HoldState",
     "InDialogRequest",
@@ -67,6 +85,12 @@ __all__ = [
     "LocalProtocolError",
     "MediaChanged",
     "MediaConfig",
+    "MediaEnded",
+    "MediaStarted",
+    "MediaStats",
+    "MediaTimeout",
+    "NoMediaError",
+    "PacketTransform",
     "ParseError",
     "Reason",
     "Registration",
@@ -74,6 +98,7 @@ __all__ = [
     "RemoteProtocolError",
     "Request",
     "RequestFailed",
+    "RtpConfig",
     "Response",
     "SessionMedia",
     "SipError",
@@ -88,6 +113,9 @@ __all__ = [
     "Uri",
     "UserAgent",
     "Via",
+    "WavWriter",
     "parse_message",
     "parse_uri",
+    "read_wav",
+    "tone",
 ]

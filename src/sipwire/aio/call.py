@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from sipwire.aio.call_events import Broadcast, HoldChanged, HoldState, hold_state_of
+from sipwire.aio.media.api import CallAudioMixin
+from sipwire.aio.media.config import DtmfReceived, MediaTimeout
 from sipwire.aio.timeouts import CALL_TIMEOUT, REQUEST_TIMEOUT, TRANSFER_TIMEOUT, timed_out
 from sipwire.aio.transfer import TransferRequest
 from sipwire.core.client import ClientRequest
@@ -41,10 +43,11 @@ CallEvent = (
     | TransferRequest
     | TransferProgress
     | CallReplaced
+    | DtmfReceived
+    | MediaTimeout
 )
 """What ``call.events()`` yields."""
 
-_DTMF = frozenset("0123456789*#ABCD")
 _RINGING = frozenset({CallState.INCOMING, CallState.EARLY})
 _UP = frozenset({CallState.ACCEPTED, CallState.CONFIRMED})
 _DIALOG = frozenset({CallState.EARLY, CallState.ACCEPTED, CallState.CONFIRMED})
@@ -58,12 +61,14 @@ class CallStateError(LocalProtocolError):
         self.state = state
 
 
-class Call:
+class Call(CallAudioMixin):
     """A call in progress, outgoing (``direction == "out"``) or incoming.
 
     Its ``state`` is a :class:`~sipwire.CallState`. Methods that send a request
     wait for its final response and raise :class:`~sipwire.RequestFailed`
-    when it is not 2xx.
+    when it is not 2xx. The audio methods (``play()``, ``record()``,
+    ``audio()``, ``send_audio()``, ``send_dtmf()``, ``dtmf()``,
+    ``media_stats()``) come from :class:`~sipwire.aio.media.api.CallAudioMixin`.
     """
 
     def __init__(self, ua: UserAgent, session: InviteSession, *, record: bool = True) -> None:
@@ -168,6 +173,11 @@ class Call:
                     log.close()
                 self.ua._forget_call(self)
 
+    def _on_media_event(self, event: DtmfReceived | MediaTimeout) -> None:
+        """A digit or a media timeout of this call's stream."""
+        if self._log is not None:
+            self._log.append(event)
+
     def _on_other(self, event: TransferRequest | TransferProgress | CallReplaced) -> None:
         """Transfer events (a REFER for us, REFER progress, a Replaces)."""
         self.transfer_events.append(event)
@@ -235,6 +245,9 @@ class Call:
             raise CallStateError(
                 f"cannot {what} {kind} call that is {self.state.value}", self.state
             )
+
+    def _require_up(self, what: str) -> None:
+        self._require(_DIALOG, what)
 
     async def ring(self, *, early_media: bool = False) -> None:
         """Send 180 Ringing (incoming calls); ``early_media`` sends 183 with the SDP answer."""
@@ -316,22 +329,6 @@ class Call:
             "INFO", self.ua._now(), body=data, content_type=content_type
         )
         return await self._send(creq, timeout)
-
-    async def send_dtmf(
-        self, digits: str, duration: int = 160, *, timeout: float | None = REQUEST_TIMEOUT
-    ) -> None:
-        """Send DTMF digits as INFO ``application/dtmf-relay``, one request per digit.
-
-        ``digits`` may hold 0-9, *, # and A-D; ``duration`` is in milliseconds;
-        ``timeout`` applies to each INFO. (RFC 4733 telephone-events go with the
-        media, not with SIP.)
-        """
-        for digit in digits:
-            if digit.upper() not in _DTMF:
-                raise ValueError(f"not a DTMF digit: {digit!r}")
-        for digit in digits:
-            body = f"Signal={digit.upper()}\r\nDuration={duration}\r\n"
-            await self.send_info(body, "application/dtmf-relay", timeout=timeout)
 
     async def send_message(
         self,

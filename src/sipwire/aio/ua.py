@@ -54,6 +54,8 @@ from sipwire.aio.endpoint import Endpoint
 from sipwire.aio.ids import SecretIds
 from sipwire.aio.limits import default_limits
 from sipwire.aio.listen import advertised_host, parse_listen
+from sipwire.aio.media.config import DtmfReceived, MediaTimeout, RtpConfig
+from sipwire.aio.media.session import CallMedia, MediaEvent, MediaManager
 from sipwire.aio.registrations import RegistrationsMixin
 from sipwire.aio.subscriptions import SubscriptionsMixin
 from sipwire.aio.timeouts import CALL_TIMEOUT, REQUEST_TIMEOUT, within
@@ -112,7 +114,11 @@ class UserAgent(IncomingCallsMixin, RegistrationsMixin, SubscriptionsMixin, Tran
     ``username``/``password`` answer digest challenges; ``username``
     defaults to the AOR's user and may differ from it (many PBXs use an
     extension number as the auth name). ``listen`` lists local addresses
-    as ``TRANSPORT:HOST:PORT`` (port 0 picks a free one).
+    as ``TRANSPORT:HOST:PORT`` (port 0 picks a free one). ``rtp`` makes
+    calls carry audio: an :class:`~sipwire.RtpConfig`, or True for the
+    defaults (RTP/RTCP sockets per call, ``call.play()``, ``call.record()``
+    ...); without it (the default, and with ``media_factory``) the SDP is
+    negotiated but nothing listens on its ports.
     """
 
     def __init__(
@@ -133,6 +139,7 @@ class UserAgent(IncomingCallsMixin, RegistrationsMixin, SubscriptionsMixin, Tran
         reliable_provisional: bool = False,
         trace: Callable[[str, bytes, object], None] | None = None,
         limits: AdmissionConfig | None = None,
+        rtp: RtpConfig | bool | None = None,
     ) -> None:
         address = Address.parse(aor)
         if display_name is not None:
@@ -159,6 +166,15 @@ class UserAgent(IncomingCallsMixin, RegistrationsMixin, SubscriptionsMixin, Tran
         )
         self.media_config = media or MediaConfig()
         self._media_factory = media_factory
+        self.media: MediaManager | None = None
+        """The RTP sessions of the calls (None without RTP); ``media.listeners`` hear
+        every DtmfReceived, MediaTimeout and MediaEnded, calls answered by
+        ``auto_answer`` included."""
+        if rtp is True:
+            rtp = RtpConfig()
+        if isinstance(rtp, RtpConfig) and media_factory is None:
+            self.media = MediaManager(rtp, self.media_config)
+            self.media.listeners.append(self._on_media_event)
         self._transport_config = transport
         self._trace = trace
         self.endpoint: Endpoint | None = None
@@ -266,6 +282,8 @@ class UserAgent(IncomingCallsMixin, RegistrationsMixin, SubscriptionsMixin, Tran
             for task in list(self._tasks):
                 if task is not current:
                     task.cancel()
+            if self.media is not None:
+                self.media.close()
             await endpoint.close()
             self.endpoint = None
             self._closing = False
@@ -314,6 +332,11 @@ class UserAgent(IncomingCallsMixin, RegistrationsMixin, SubscriptionsMixin, Tran
         if self._media_factory is not None:
             return self._media_factory()
         host = next(iter(self.listeners.values())).host if self.listeners else "127.0.0.1"
+        if self.media is not None:
+            try:
+                return self.media.new_media(host, f"{self.config.contact_user}@{host}")
+            except OSError as exc:
+                log.warning("call without audio: %s", exc)
         port = self._rtp_port
         self._rtp_port += 2
         if self._rtp_port > self.media_config.rtp_port_max:
@@ -405,6 +428,9 @@ class UserAgent(IncomingCallsMixin, RegistrationsMixin, SubscriptionsMixin, Tran
 
     def _on_call_event(self, event: CallStateChanged | MediaChanged | InDialogRequest) -> None:
         session = event.session
+        media = session.media
+        if isinstance(media, CallMedia):
+            media.on_call_event(event, self._now())
         call = self._calls.get(session)
         if call is not None:
             call._on_event(event)
@@ -415,6 +441,24 @@ class UserAgent(IncomingCallsMixin, RegistrationsMixin, SubscriptionsMixin, Tran
                     self._count_completed(session)
             elif event.state is not CallState.TERMINATED:
                 self._wrap(session)._on_event(event)  # a call a transfer started for us
+
+    def _on_incoming(self, event: IncomingCall) -> None:
+        media = event.session.media
+        if isinstance(media, CallMedia):
+            media.session = event.session
+        super()._on_incoming(event)
+
+    def _on_media_event(self, event: MediaEvent) -> None:
+        if isinstance(event, DtmfReceived | MediaTimeout):
+            call = self._calls.get(event.session)
+            if call is not None:
+                call._on_media_event(event)
+        if isinstance(event, MediaTimeout) and self.media is not None:
+            session = event.session
+            if self.media.config.hangup_on_timeout and session.state in _UP:
+                log.info("no RTP for %.1f s in call %s: hanging up", event.seconds, session)
+                session.bye(self._now(), 'SIP;cause=408;text="Media timeout"')
+                self._flush()
 
     def _on_call_replaced(self, event: CallReplaced) -> None:
         call = self._calls.get(event.old)
@@ -485,7 +529,14 @@ class UserAgent(IncomingCallsMixin, RegistrationsMixin, SubscriptionsMixin, Tran
         """
         core = self._core()
         media = self._new_media()
-        session = core.invite(target, media, self._now(), headers=list(headers))
+        try:
+            session = core.invite(target, media, self._now(), headers=list(headers))
+        except BaseException:
+            if isinstance(media, CallMedia):
+                media.manager.release(media, self._now())
+            raise
+        if isinstance(media, CallMedia):
+            media.session = session
         call = self._wrap(session)
         self._flush()
         if wait:

@@ -7,8 +7,17 @@ with 180 then 200 (with an SDP answer), BYE with 200, CANCEL with 200 and
 487, prints every MESSAGE it receives, and answers unknown methods and
 broken requests with the RFC's error code, until Ctrl-C (exit 130) or
 SIGTERM (exit 0). ``--trace`` prints every SIP message, ``-v`` one line per
-request answered. A listen address that is taken or not local, or a
-certificate that does not load, is one line on standard error (exit 1 and 2).
+request answered.
+
+Audio (RTP on ports from 20000-30000): ``--play FILE`` plays a WAV file to
+every caller once answered, ``--record FILE`` records each call (a pattern
+with ``{n}`` or ``{call_id}`` for one file per call), ``--echo`` sends back
+what it hears; ``--media`` carries audio without them. With audio, each DTMF
+digit received (RFC 4733 or INFO) is one line ``DTMF <digit>`` on standard
+output, and each call's end one line of media statistics.
+
+A listen address that is taken or not local, or a certificate that does not
+load, is one line on standard error (exit 1 and 2).
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import signal
 import ssl
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import FrameType
 
 import click
@@ -29,6 +38,9 @@ import click
 from sipwire.aio.gcpolicy import TimedCollection
 from sipwire.aio.limits import default_limits
 from sipwire.aio.listen import ListenSpec, parse_listen
+from sipwire.aio.media.audio import WavWriter
+from sipwire.aio.media.config import DtmfReceived, RtpConfig
+from sipwire.aio.media.session import MediaEnded, MediaEvent, MediaStarted
 from sipwire.aio.transport_base import TransportConfig
 from sipwire.aio.ua import UserAgent
 from sipwire.cli.common import (
@@ -40,6 +52,7 @@ from sipwire.cli.common import (
     print_trace,
     setup_logging,
 )
+from sipwire.cli.media import RecordNames, check_record, load_prompt, media_line
 from sipwire.cli.params import ListenType, check_user
 from sipwire.cli.tls import server_context
 from sipwire.errors import SipError
@@ -64,6 +77,21 @@ class AnswerConfig:
     """New requests per second from one address beyond which they are dropped (None: off)."""
     trace: Callable[[str, bytes, object], None] | None = None
     """Called with every SIP message sent and received (``--trace``, ``-v``)."""
+    media: bool = False
+    """Carry audio (implied by ``play``, ``record`` and ``echo``)."""
+    play: str | None = None
+    """WAV file played to every caller once the call is up."""
+    record: str | None = None
+    """File (or ``{n}``/``{call_id}`` pattern) each call is recorded to."""
+    echo: bool = False
+    """Send every caller's audio back."""
+    rtp: RtpConfig = field(default_factory=RtpConfig)
+    """How audio is carried when it is."""
+
+    @property
+    def with_media(self) -> bool:
+        """Whether calls carry audio."""
+        return self.media or self.echo or self.play is not None or self.record is not None
 
 
 @dataclass(slots=True)
@@ -74,6 +102,39 @@ class AnswerStats:
     calls_completed: int = 0
     """Answered calls that the caller ended with BYE."""
     messages: int = 0
+    digits: int = 0
+    """DTMF digits received."""
+    recordings: list[str] = field(default_factory=list)
+    """Files recorded to."""
+
+
+class AnswerMedia:
+    """What ``sipwire answer`` does with each call's audio: play, record, echo, print."""
+
+    def __init__(self, config: AnswerConfig, stats: AnswerStats) -> None:
+        self.config = config
+        self.stats = stats
+        self.prompt = load_prompt(config.play) if config.play is not None else None
+        self.names = RecordNames(config.record) if config.record is not None else None
+
+    def __call__(self, event: MediaEvent) -> None:
+        if isinstance(event, MediaStarted):
+            stream = event.media.stream
+            stream.echo = self.config.echo
+            if self.names is not None:
+                name = self.names.next(event.session.call_id)
+                try:
+                    stream.recorders.append(WavWriter(name))
+                    self.stats.recordings.append(name)
+                except OSError as exc:
+                    log.warning("cannot record to %s: %s", name, exc)
+            if self.prompt is not None:
+                stream.source.play(self.prompt)
+        elif isinstance(event, DtmfReceived):
+            self.stats.digits += 1
+            click.echo(f"DTMF {event.digit}")
+        elif isinstance(event, MediaEnded):
+            click.echo(media_line(event.stats, event.session.call_id))
 
 
 async def run_answer(
@@ -97,8 +158,11 @@ async def run_answer(
         user_agent=config.user_agent,
         limits=limits,
         trace=config.trace,
+        rtp=config.rtp if config.with_media else None,
     )
     stats = AnswerStats()
+    if ua.media is not None:
+        ua.media.listeners.append(AnswerMedia(config, stats))
     ua.auto_answer(config.ring_time)
 
     async def print_messages() -> None:
@@ -241,6 +305,23 @@ class RequestLog:
     help="Drop new requests beyond this many per second from one address "
     "(like kamailio's pike) [default: off].",
 )
+@click.option(
+    "--play",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Play this WAV file (any rate and channels) to every caller once answered.",
+)
+@click.option(
+    "--record",
+    metavar="FILE",
+    callback=check_record,
+    help="Record each call to this WAV file; {n} or {call_id} in the name: one file per call.",
+)
+@click.option("--echo", is_flag=True, help="Send every caller's audio back to it.")
+@click.option(
+    "--media",
+    is_flag=True,
+    help="Carry audio (RTP) without --play/--record/--echo: DTMF lines, statistics.",
+)
 @click.option("--trace", is_flag=True, help="Print every SIP message on stderr.")
 @click.option("-v", "--verbose", count=True, help="Log more (-v one line per request, -vv debug).")
 def answer(
@@ -251,6 +332,10 @@ def answer(
     user: str,
     loop: str,
     source_rate_limit: float | None,
+    play: str | None,
+    record: str | None,
+    echo: bool,
+    media: bool,
     trace: bool,
     verbose: int,
 ) -> None:
@@ -272,6 +357,10 @@ def answer(
         ring_time=ring_time,
         source_rate_limit=source_rate_limit,
         trace=chain_traces(print_trace if trace else None, RequestLog() if verbose >= 1 else None),
+        media=media,
+        play=play,
+        record=record,
+        echo=echo,
     )
     interrupted = False
 

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import click
 
+from sipwire.aio.call import Call
 from sipwire.aio.listen import ListenSpec, local_address_for
 from sipwire.aio.transport_base import TransportConfig
 from sipwire.aio.ua import UserAgent
@@ -38,6 +39,7 @@ from sipwire.cli.common import (
     run_async,
     setup_logging,
 )
+from sipwire.cli.media import RecordNames, check_record, load_prompt, media_line
 from sipwire.cli.params import (
     MAX_EXPIRES,
     ListenType,
@@ -52,6 +54,7 @@ from sipwire.cli.params import (
 )
 from sipwire.cli.tls import INSECURE_WARNING, client_context
 from sipwire.errors import RequestFailed, SipError
+from sipwire.media.frame import Frame
 from sipwire.message import Address, SipUri, parse_uri
 
 __all__ = ["call", "message", "options", "register"]
@@ -188,7 +191,7 @@ def _host_of(uri_text: str) -> str:
     return "127.0.0.1"
 
 
-def _user_agent(common: Common, toward: str) -> UserAgent:
+def _user_agent(common: Common, toward: str, *, media: bool = False) -> UserAgent:
     host = local_address_for(_host_of(common.proxy or toward))
     shown = f"[{host}]" if ":" in host else host
     # A client sends TLS without a certificate of its own: it listens on TCP.
@@ -204,6 +207,7 @@ def _user_agent(common: Common, toward: str) -> UserAgent:
         outbound_proxy=common.proxy,
         transport=config,
         trace=print_trace if common.trace else None,
+        rtp=media,
     )
 
 
@@ -333,7 +337,29 @@ def register(
     "--dtmf",
     metavar="DIGITS",
     callback=check_dtmf,
-    help="Send these digits (0-9 * # A-D) as INFO once answered.",
+    help="Send these digits (0-9 * # A-D) once answered: RFC 4733 when the call carries "
+    "audio and telephone-event was agreed, else INFO.",
+)
+@click.option(
+    "--dtmf-method",
+    type=click.Choice(["auto", "rfc4733", "info"]),
+    default="auto",
+    show_default=True,
+    help="How --dtmf goes.",
+)
+@click.option(
+    "--play",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Play this WAV file (any rate and channels) once answered; with no --duration "
+    "the call ends when it was played.",
+)
+@click.option(
+    "--record", metavar="FILE", callback=check_record, help="Record the call to this WAV file."
+)
+@click.option(
+    "--media",
+    is_flag=True,
+    help="Carry audio (RTP) without --play/--record: DTMF lines, statistics.",
 )
 @_options()
 def call(
@@ -341,31 +367,68 @@ def call(
     duration: float,
     headers: list[tuple[str, str]],
     dtmf: str | None,
+    dtmf_method: str,
+    play: str | None,
+    record: str | None,
+    media: bool,
     **kwargs: Any,
 ) -> None:
-    """Call TARGET, stay DURATION seconds, hang up (Ctrl-C: CANCEL or BYE, exit 130)."""
+    """Call TARGET, stay DURATION seconds, hang up (Ctrl-C: CANCEL or BYE, exit 130).
+
+    With audio (--play, --record, --media), each DTMF digit received is a line
+    ``DTMF <digit>``, and the end of the call a line of media statistics.
+    """
     common = _common(kwargs)
     uri = common.route(target)
+    with_media = media or play is not None or record is not None
+    prompt = load_prompt(play) if play is not None else None
+
+    async def print_digits(placed: Call) -> None:
+        async for digit in placed.dtmf():
+            click.echo(f"DTMF {digit}")
 
     async def talk(ua: UserAgent) -> str:
         started = time.monotonic()
         placed = await ua.call(uri, timeout=common.timeout, headers=headers)
-        if dtmf:
-            await placed.send_dtmf(dtmf)
         answered = (time.monotonic() - started) * 1000
+        printer = None
+        if placed.media is not None:
+            printer = asyncio.ensure_future(print_digits(placed))
+            if record is not None:
+                placed.record(RecordNames(record).next(placed.call_id))
+        if dtmf:
+            await placed.send_dtmf(dtmf, method=dtmf_method)
         ended_by_peer = False
         with contextlib.suppress(TimeoutError):
-            await placed.wait_ended(duration)
-            ended_by_peer = True
+            if prompt is not None and placed.media is not None and duration == 0:
+                playing = asyncio.ensure_future(placed.play(Frame(prompt, 8000)))
+                ending = asyncio.ensure_future(placed.wait_ended())
+                await asyncio.wait([playing, ending], return_when=asyncio.FIRST_COMPLETED)
+                playing.cancel()
+                ending.cancel()
+                ended_by_peer = placed.ended
+                if not ended_by_peer:
+                    await asyncio.sleep(0.1)  # the last packets leave
+            else:
+                if prompt is not None and placed.media is not None:
+                    placed.media.stream.source.play(prompt)
+                await placed.wait_ended(duration)
+                ended_by_peer = True
         if not ended_by_peer:
             await placed.hangup()
             with contextlib.suppress(TimeoutError):
                 await placed.wait_ended(common.timeout)
+        if printer is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(printer, 1.0)
+        stats = placed.media_stats()
+        if stats is not None and stats.codec is not None:
+            click.echo(media_line(stats, placed.call_id))
         who = "the peer" if ended_by_peer else "us"
         return f"call to {target} answered in {answered:.1f} ms; ended by {who}"
 
     async def run() -> str:
-        async with _user_agent(common, uri) as ua:
+        async with _user_agent(common, uri, media=with_media) as ua:
             try:
                 return await talk(ua)
             except asyncio.CancelledError:

@@ -19,8 +19,10 @@ from sipwire.sdp import (
     NegotiatedStream,
     OfferAnswer,
     OfferAnswerError,
+    RtpParameters,
     SdpError,
     parse_sdp,
+    rtp_parameters,
 )
 
 __all__ = ["MediaConfig", "SdpMedia", "codecs_by_name"]
@@ -36,8 +38,11 @@ class MediaConfig:
     """Video codecs by name (H264, VP8, VP9); empty: video is neither offered nor accepted."""
     rtp_port_min: int = 20000
     rtp_port_max: int = 30000
+    """RTP ports (even; RTCP on the odd one above) are taken from this range."""
     session_name: str = "sipwire"
     username: str = "sipwire"
+    rtcp_mux: bool = False
+    """Offer RTP and RTCP on one port (RFC 5761) and accept it when offered."""
 
 
 def codecs_by_name(names: tuple[str, ...]) -> tuple[Codec, ...]:
@@ -84,6 +89,7 @@ class SdpMedia:
             session_name=config.session_name,
             username=config.username,
             session_id=session_id,
+            rtcp_mux=config.rtcp_mux,
         )
         self.remote: bytes | None = None
         """The last description the peer sent."""
@@ -97,6 +103,11 @@ class SdpMedia:
     def negotiated(self) -> list[NegotiatedStream]:
         """The streams as last agreed: codec, payload type, remote address and port, direction."""
         return self.negotiator.negotiated
+
+    def rtp_parameters(self, index: int) -> RtpParameters:
+        """ptime, RTCP port and multiplexing of m-line ``index`` as last agreed."""
+        negotiator = self.negotiator
+        return rtp_parameters(negotiator.local_description, negotiator.remote_description, index)
 
     def create_offer(self) -> bytes:
         """Our offer (or re-offer keeping the m-lines)."""

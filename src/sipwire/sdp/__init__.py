@@ -31,6 +31,7 @@ from sipwire.sdp.offer_answer import (
     OfferAnswerState,
 )
 from sipwire.sdp.parser import parse_sdp
+from sipwire.sdp.rtp_params import RtpParameters, rtp_parameters
 from sipwire.sdp.session import (
     Attribute,
     Bandwidth,
@@ -84,4 +85,7 @@ __all__ = [
     "OfferAnswer",
     "OfferAnswerError",
     "OfferAnswerState",
+    # RTP transport parameters
+    "RtpParameters",
+    "rtp_parameters",
 ]

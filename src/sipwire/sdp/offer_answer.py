@@ -48,6 +48,7 @@ from sipwire.sdp.negotiation import (
 )
 from sipwire.sdp.parser import parse_sdp
 from sipwire.sdp.session import (
+    Attribute,
     Connection,
     Direction,
     MediaDescription,
@@ -70,6 +71,7 @@ __all__ = [
 # from one address, often with the same session id); both are immutable, so share them.
 _connection_for: Final = lru_cache(maxsize=64)(Connection.for_address)
 _origin: Final = lru_cache(maxsize=64)(Origin)
+_RTCP_MUX: Final = Attribute("rtcp-mux")
 
 
 class OfferAnswer:
@@ -81,6 +83,9 @@ class OfferAnswer:
     unique per session (RFC 8866 §5.2 suggests an NTP timestamp): this module
     reads no clock, so it is the caller's. ``single_codec`` makes answers
     carry one codec (plus telephone-event) instead of every common one.
+    ``rtcp_mux`` offers RTP and RTCP on one port (``a=rtcp-mux``, RFC 5761
+    §5.1.1) and accepts it in answers when the offer has it; whether it was
+    agreed is :func:`~sipwire.sdp.rtp_params.rtp_parameters`' business.
     """
 
     def __init__(
@@ -98,6 +103,7 @@ class OfferAnswer:
         direction: Direction = Direction.SENDRECV,
         protos: Collection[str] = ("RTP/AVP",),
         single_codec: bool = False,
+        rtcp_mux: bool = False,
     ) -> None:
         for codec in audio_codecs:
             if not codec.is_telephone_event:
@@ -119,6 +125,7 @@ class OfferAnswer:
         """The direction we want when not on hold."""
         self.protos = frozenset(protos)
         self.single_codec = single_codec
+        self.rtcp_mux = rtcp_mux
         self._version = session_id if session_version is None else session_version
         self._state = OfferAnswerState.IDLE
         self._state_before = OfferAnswerState.IDLE
@@ -315,6 +322,7 @@ class OfferAnswer:
             self.direction._value_,  # a str: the Enum's __hash__ is Python code
             self.protos,
             self.single_codec,
+            self.rtcp_mux,
         )
 
     def _answer_from(
@@ -466,6 +474,8 @@ class OfferAnswer:
             media, self._port_for(media), proto, [str(c.payload_type) for c in chosen]
         )
         _describe(md, chosen, direction)
+        if self.rtcp_mux:
+            md.attributes.append(_RTCP_MUX)
         return md
 
     def _reoffer_media(self, stream: _Stream) -> MediaDescription:
@@ -494,6 +504,8 @@ class OfferAnswer:
         port = self._port_for(om.media)
         md = MediaDescription(om.media, port, om.proto, [str(c.payload_type) for c in chosen])
         _describe(md, chosen, direction)
+        if self.rtcp_mux and om.has("rtcp-mux"):
+            md.attributes.append(_RTCP_MUX)  # RFC 5761 §5.1.1: the answer accepts it
         stream = _Stream(om.media, om.proto, list(md.formats), False, remote_direction, bindings)
         result = _accepted(index, om, port, remote, om.port, chosen, direction)
         return md, stream, result
