@@ -114,11 +114,12 @@ class UserAgent(IncomingCallsMixin, RegistrationsMixin, SubscriptionsMixin, Tran
     ``username``/``password`` answer digest challenges; ``username``
     defaults to the AOR's user and may differ from it (many PBXs use an
     extension number as the auth name). ``listen`` lists local addresses
-    as ``TRANSPORT:HOST:PORT`` (port 0 picks a free one). ``rtp`` makes
-    calls carry audio: an :class:`~sipwire.RtpConfig`, or True for the
-    defaults (RTP/RTCP sockets per call, ``call.play()``, ``call.record()``
-    ...); without it (the default, and with ``media_factory``) the SDP is
-    negotiated but nothing listens on its ports.
+    as ``TRANSPORT:HOST:PORT`` (port 0 picks a free one). ``rtp`` says how
+    calls carry audio: True (the default) or an :class:`~sipwire.RtpConfig`
+    gives each call RTP/RTCP sockets (``call.play()``, ``call.record()`` ...);
+    ``rtp=False`` (and ``media_factory``) makes a signalling-only agent, whose
+    SDP is negotiated but nothing listens on its ports (a load generator, a
+    B2BUA that relays the SDP).
     """
 
     def __init__(
@@ -139,7 +140,7 @@ class UserAgent(IncomingCallsMixin, RegistrationsMixin, SubscriptionsMixin, Tran
         reliable_provisional: bool = False,
         trace: Callable[[str, bytes, object], None] | None = None,
         limits: AdmissionConfig | None = None,
-        rtp: RtpConfig | bool | None = None,
+        rtp: RtpConfig | bool | None = True,
     ) -> None:
         address = Address.parse(aor)
         if display_name is not None:

@@ -183,7 +183,10 @@ async def test_packets_pass_the_transform_stage_both_ways(tmp_path: Path) -> Non
 @pytest.mark.asyncio
 @pytest.mark.timeout(30)
 async def test_without_rtp_the_audio_methods_say_so() -> None:
-    async with UserAgent("sip:a@127.0.0.1") as a, UserAgent("sip:b@127.0.0.1") as b:
+    async with (
+        UserAgent("sip:a@127.0.0.1", rtp=False) as a,
+        UserAgent("sip:b@127.0.0.1", rtp=False) as b,
+    ):
         b.auto_answer()
         call = await a.call(uri_of(b, "b"), timeout=5)
         assert call.media is None and call.media_stats() is None
