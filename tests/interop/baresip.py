@@ -62,6 +62,7 @@ from tests.interop.peerproc import (
     PeerProcessError,
     ephemeral_port_range,
     pick_port,
+    port_bound,
     start_retrying,
     wait_until,
 )
@@ -81,6 +82,8 @@ _MODULE_DIRS = (
     Path("/usr/local/lib/baresip/modules"),
     Path("/usr/lib64/baresip/modules"),
 )
+# What baresip prints when the ctrl_tcp module could not listen (it carries on without it).
+_CTRL_FAILED = re.compile(r"^ctrl_tcp: failed to listen|^module ctrl_tcp\.so: ", re.MULTILINE)
 # menu's message handler prints: <peer uri>: "<text>"
 _MESSAGE_LINE = re.compile(r'^(?P<peer>sips?:\S+): "(?P<text>.*)"$', re.MULTILINE)
 
@@ -179,7 +182,8 @@ class Baresip:
         transport: the transport for the registrar / outbound proxy
             (``;transport=`` of the AOR); baresip listens on UDP and TCP anyway.
         outbound: a proxy URI every request is sent through (``outbound=``).
-        port: the SIP port (default: a free one); ``ctrl_port`` likewise.
+        port: the SIP port for UDP and TCP (default: a free one; baresip also
+            listens on ``port + 1`` for TLS); ``ctrl_port`` likewise.
         contacts: URIs :meth:`message` will address (see the module docstring).
         audio_file: a 16-bit PCM WAV to send instead of a 440 Hz sine; it must
             last longer than the calls (baresip stops the source at its end).
@@ -217,8 +221,10 @@ class Baresip:
         self.outbound = outbound
         self.host = HOST
         self._pick_ports = port is None and ctrl_port is None
-        self.port = port if port is not None else pick_port()
-        self.ctrl_port = ctrl_port if ctrl_port is not None else pick_port()
+        self.port = port if port is not None else pick_port(span=2)
+        self.ctrl_port = ctrl_port if ctrl_port is not None else self._pick_ctrl_port()
+        if self.ctrl_port in (self.port, self.port + 1):
+            raise ValueError(f"ctrl_port {self.ctrl_port}: baresip's SIP listens there")
         self.audio_file = audio_file
         self.sip_trace = sip_trace
         self.account_params = account_params
@@ -313,7 +319,8 @@ class Baresip:
             self._proc = None
 
         def repick() -> None:
-            self.port, self.ctrl_port = pick_port(), pick_port()
+            self.port = pick_port(span=2)
+            self.ctrl_port = self._pick_ctrl_port()
 
         try:
             start_retrying(
@@ -342,6 +349,7 @@ class Baresip:
         self._proc = PeerProcess(args, self.log_path, cwd=self.workdir, stdin_pipe=True)
         self._proc.start()
         self._proc.wait_output(r"^baresip is ready\.", max(deadline - time.monotonic(), 1))
+        self._check_ctrl_listening()
         self._connect(deadline)
         self.command("uanew", self.account_line(), timeout=max(deadline - time.monotonic(), 1))
 
@@ -438,6 +446,30 @@ class Baresip:
         self._current_contact = 0
 
     # ------------------------------------------------------------ ctrl_tcp
+
+    def _pick_ctrl_port(self) -> int:
+        """A port for ctrl_tcp that baresip's SIP transports do not take (``port`` for
+        UDP and TCP, ``port + 1`` for TLS)."""
+        return pick_port(avoid=(self.port, self.port + 1))
+
+    def _check_ctrl_listening(self) -> None:
+        """Fail unless ctrl_tcp listens on ``ctrl_port`` in baresip itself.
+
+        baresip 1.0.0 only logs a module that fails to load ("ctrl_tcp: failed
+        to listen on TCP ... (Address already in use)") and prints "baresip is
+        ready." all the same; a connection to ``ctrl_port`` would then reach
+        whoever holds that port (baresip's own TLS listener on ``port + 1``
+        closes it at the first bytes: "ctrl_tcp connection closed"). The
+        PeerProcessError carries baresip's output, so ``start_retrying`` sees
+        "Address already in use" and starts again on other ports.
+        """
+        assert self._proc is not None
+        failed = _CTRL_FAILED.search(self._proc.output()) is not None
+        if failed or not port_bound(self.ctrl_port, tcp=True, host=self.host, pid=self._proc.pid):
+            raise PeerProcessError(
+                f"baresip's ctrl_tcp does not listen on {self.host}:{self.ctrl_port}:\n"
+                f"{self._proc.tail()}"
+            )
 
     def _connect(self, deadline: float) -> None:
         def attempt() -> socket.socket | None:

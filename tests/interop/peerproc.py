@@ -18,7 +18,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TypeVar
 
@@ -60,8 +60,13 @@ def _free_on_loopback(port: int) -> bool:
     return True
 
 
-def pick_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1, for a peer to listen on.
+def pick_port(*, span: int = 1, avoid: Collection[int] = ()) -> int:
+    """A port P free for both UDP and TCP on 127.0.0.1, for a peer to listen on.
+
+    ``span``: P to P + span - 1 are all free (baresip, for one, listens on its
+    SIP port and, for TLS, on the next one). ``avoid``: ports that must not be
+    among them, because another program of the test is about to bind them
+    (two ports picked in a row are both free until either program binds one).
 
     Chosen at random below the kernel's ephemeral range (20000 up to it), so
     that no socket bound to port 0 or connecting out (there are many while
@@ -70,16 +75,22 @@ def pick_port() -> int:
     """
     low, _ = ephemeral_port_range()
     rng = random.SystemRandom()
-    if low - 1 - _PICK_LOW >= 1000:
+    avoided = set(avoid)
+
+    def usable(port: int) -> bool:
+        ports = range(port, port + span)
+        return avoided.isdisjoint(ports) and all(map(_free_on_loopback, ports))
+
+    if low - span - _PICK_LOW >= 1000:
         for _ in range(200):
-            port = rng.randint(_PICK_LOW, low - 1)
-            if _free_on_loopback(port):
+            port = rng.randint(_PICK_LOW, low - span)
+            if usable(port):
                 return port
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        if _free_on_loopback(port):
+        if port + span <= 65536 and usable(port):
             return port
     raise PeerProcessError("no free port on 127.0.0.1")
 

@@ -3,16 +3,24 @@
 ``start_server`` (a fixture of ``conftest.py``) runs a :class:`Server` on
 free loopback ports; :class:`RawClient` sends hand-written requests over UDP
 and returns the response with the same branch; :func:`authorize` answers a
-401 with sipwire's own ``DigestClient``, as a phone would.
+401 with sipwire's own ``DigestClient``, as a phone would; :func:`query`
+fetches an AOR's bindings with an authenticated REGISTER without Contact.
+:func:`serve_process` runs the real ``sipwire serve`` command in a
+subprocess (for what needs a process: ``kill -9``, other programs as peers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import re
 import secrets
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -32,9 +40,12 @@ __all__ = [
     "Running",
     "StartServer",
     "make_config",
+    "ServeProcess",
     "authorize",
     "new_branch",
+    "query",
     "register_text",
+    "serve_process",
 ]
 
 PASSWORDS = {"alice": "secret", "bob": "hunter2"}
@@ -111,10 +122,11 @@ def register_text(
     branch: str | None = None,
     local_port: int = 5060,
     extra: tuple[tuple[str, str], ...] = (),
+    host: str = "127.0.0.1",
 ) -> Request:
-    """A REGISTER for ``user@domain`` sent to our listener at ``port``."""
+    """A REGISTER for ``user@domain`` sent to our listener at ``host:port``."""
     lines = [
-        f"REGISTER sip:127.0.0.1:{port} SIP/2.0",
+        f"REGISTER sip:{host}:{port} SIP/2.0",
         f"Via: SIP/2.0/UDP 127.0.0.1:{local_port};branch={branch or new_branch()};rport",
         "Max-Forwards: 70",
         f"To: <sip:{user}@{domain}>",
@@ -209,19 +221,28 @@ class RawClient(asyncio.DatagramProtocol):
         if future is not None and not future.done():
             future.set_result(message)
 
-    def send(self, request: Request | bytes, port: int) -> asyncio.Future[Response]:
-        """Send ``request`` to 127.0.0.1:``port``; the future gets its final response."""
+    def send(
+        self, request: Request | bytes, port: int, host: str = "127.0.0.1"
+    ) -> asyncio.Future[Response]:
+        """Send ``request`` to ``host:port``; the future gets its final response."""
         data = bytes(request)
         message = parse_message(data)
         branch = message.via[0].branch or ""
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self.waiting[branch] = future
         assert self.transport is not None
-        self.transport.sendto(data, ("127.0.0.1", port))
+        self.transport.sendto(data, (host, port))
         return future
 
-    async def request(self, request: Request | bytes, port: int, timeout: float = 5.0) -> Response:
-        return await asyncio.wait_for(self.send(request, port), timeout)
+    async def request(
+        self,
+        request: Request | bytes,
+        port: int,
+        timeout: float = 5.0,
+        *,
+        host: str = "127.0.0.1",
+    ) -> Response:
+        return await asyncio.wait_for(self.send(request, port, host), timeout)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -234,10 +255,117 @@ async def register(
     request: Request,
     username: str = "alice",
     password: str = "secret",
+    *,
+    host: str = "127.0.0.1",
+    timeout: float = 5.0,
 ) -> tuple[Response, Request]:
     """Send ``request``, answer its 401, return the final response and the request sent."""
-    response = await client.request(request, port)
+    response = await client.request(request, port, timeout, host=host)
     if response.status != 401:
         return response, request
     retry = authorize(request, response, username, password)
-    return await client.request(retry, port), retry
+    return await client.request(retry, port, timeout, host=host), retry
+
+
+async def query(
+    client: RawClient,
+    port: int,
+    user: str = "alice",
+    password: str = "secret",
+    *,
+    host: str = "127.0.0.1",
+    domain: str = "localhost",
+) -> list[str]:
+    """The Contact URIs the registrar at ``host:port`` lists for ``user@domain``: an
+    authenticated REGISTER without Contact (§10.2.3), which must get a 200."""
+    request = register_text(port, user=user, domain=domain, contact=None, expires=None, host=host)
+    response, _ = await register(client, port, request, user, password, host=host)
+    assert response.status == 200, bytes(response).decode()
+    return sorted(str(contact.uri) for contact in response.contact)
+
+
+# -- sipwire serve as a process --------------------------------------------------------
+
+SIPWIRE = [sys.executable, "-m", "sipwire.cli.main"]
+_READY = "add a user:"
+_IN_USE = re.compile(r"address already in use", re.IGNORECASE)
+
+
+@dataclass
+class ServeProcess:
+    """A running ``sipwire serve``: its process, UDP port and standard error."""
+
+    proc: subprocess.Popen[bytes]
+    host: str
+    port: int
+    stderr: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def err(self) -> str:
+        return self.stderr.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """``kill -9``: no chance to answer, flush or close anything."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM (a clean stop), then SIGKILL after ``timeout``; the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.wait(timeout=10)
+
+
+def _start_serve(
+    cwd: Path, args: tuple[str, ...], host: str, port: int, timeout: float, attempt: int
+) -> ServeProcess:
+    stderr = cwd / f"serve-{port}-{attempt}-{time.monotonic_ns()}.err"
+    command = [*SIPWIRE, "serve", "--listen", f"udp:{host}:{port}", "--http", "off", *args]
+    with stderr.open("wb") as err:
+        proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+    running = ServeProcess(proc, host, port, stderr)
+    deadline = time.monotonic() + timeout
+    while _READY not in running.err():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            running.stop(1.0)
+            raise RuntimeError(f"sipwire serve did not start:\n{running.err()[-2000:]}")
+        time.sleep(0.05)
+    return running
+
+
+@contextlib.contextmanager
+def serve_process(
+    cwd: Path,
+    *args: str,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    timeout: float = 20.0,
+) -> Iterator[ServeProcess]:
+    """``sipwire serve --listen udp:HOST:PORT --http off ARGS`` in ``cwd``, ready to answer
+    (it printed how to add a user); stopped with SIGTERM (or found dead) on exit.
+
+    Without ``port``, a free one is picked (again when it was taken before the
+    server bound it)."""
+    from tests.interop.peerproc import pick_port
+
+    running: ServeProcess | None = None
+    for attempt in range(3):
+        try:
+            running = _start_serve(cwd, args, host, port or pick_port(), timeout, attempt)
+            break
+        except RuntimeError as exc:
+            if port is not None or attempt == 2 or not _IN_USE.search(str(exc)):
+                raise
+    assert running is not None
+    try:
+        yield running
+    finally:
+        running.stop()

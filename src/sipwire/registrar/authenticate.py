@@ -3,9 +3,11 @@
 An asyncio server authenticates a REGISTER as::
 
     realm = register_realm(request, policy)                  # rules.py
-    name = credentials_username(request, realm)
+    credentials = credentials_for(request, realm)            # parsed once
+    name = username_of(credentials)
     user = await store.get_user(name, realm) if name else None
-    outcome = check_credentials(request, realm=realm, issuer=issuer, now=now, user=user)
+    outcome = check_digest(request, credentials, realm=realm, issuer=issuer, now=now,
+                           user=user)
     if isinstance(outcome, Authenticated):
         if not await store.use_nonce_count(outcome.nonce, outcome.nc, outcome.expires_at):
             outcome = Challenge(stale=False)                 # a replayed nc
@@ -56,9 +58,11 @@ __all__ = [
     "challenge_headers",
     "challenge_response",
     "check_credentials",
+    "check_digest",
     "credentials_for",
     "credentials_username",
     "make_user",
+    "username_of",
 ]
 
 OFFERED: Final[tuple[str, ...]] = ("SHA-256", "MD5")
@@ -142,12 +146,17 @@ def credentials_for(request: Request, realm: str) -> Credentials | None:
 def credentials_username(request: Request, realm: str) -> str | None:
     """The username to look the user up by, or None (no credentials for ``realm``,
     or a ``userhash``, which this registrar never offers)."""
-    credentials = credentials_for(request, realm)
+    return username_of(credentials_for(request, realm))
+
+
+def username_of(credentials: Credentials | None) -> str | None:
+    """:func:`credentials_username` of credentials found by :func:`credentials_for`."""
     if credentials is None:
         return None
-    if credentials.params.get("userhash", "false").lower() == "true":
+    params = credentials.params
+    if params.get("userhash", "false").lower() == "true":
         return None
-    return credentials.params.get("username")
+    return params.get("username")
 
 
 def check_credentials(
@@ -176,7 +185,30 @@ def check_credentials(
     everything else. An unknown user and a wrong password take the same
     path and the same hashing (a dummy HA1), and give the same outcome.
     """
-    credentials = credentials_for(request, realm)
+    return check_digest(
+        request,
+        credentials_for(request, realm),
+        realm=realm,
+        issuer=issuer,
+        now=now,
+        user=user,
+        algorithms=algorithms,
+    )
+
+
+def check_digest(
+    request: Request,
+    credentials: Credentials | None,
+    *,
+    realm: str,
+    issuer: NonceIssuer,
+    now: float,
+    user: User | None,
+    algorithms: Sequence[str] = OFFERED,
+) -> AuthOutcome:
+    """:func:`check_credentials` for ``credentials``, what :func:`credentials_for`
+    found in ``request`` for ``realm``: a server that has them already (it read
+    the username from them) does not parse the Authorization lines again."""
     if credentials is None:
         return Challenge()
     params = credentials.params
@@ -188,8 +220,7 @@ def check_credentials(
     if params.get("userhash", "false").lower() == "true":
         return Challenge()  # never offered
     algorithm = find_algorithm(params.get("algorithm"))
-    offered = {name.lower() for name in algorithms}
-    if algorithm is None or algorithm.name.lower() not in offered:
+    if algorithm is None or not _offered(algorithm.name, algorithms):
         return Challenge()
     nc = parse_nc(params.get("nc"))
     if params.get("qop") != _QOP or nc is None or not params.get("cnonce"):
@@ -216,10 +247,22 @@ def check_credentials(
     return Authenticated(username, nonce, nc, now if expires_at is None else expires_at)
 
 
+def _offered(name: str, algorithms: Sequence[str]) -> bool:
+    """Whether algorithm ``name`` is one of ``algorithms`` (case-insensitively)."""
+    wanted = name.lower()
+    return any(offered.lower() == wanted for offered in algorithms)
+
+
 def _same_uri(digest_uri: str, request: Request) -> bool:
-    """§22.4: the credential's ``uri`` is the Request-URI (compared per §19.1.4)."""
+    """§22.4: the credential's ``uri`` is the Request-URI (compared per §19.1.4).
+
+    The common case, a client that copied the Request-URI as it wrote it, is
+    a string comparison: a URI equals the parse of its own text."""
+    uri = request.uri
+    if digest_uri == str(uri):
+        return True
     try:
-        return parse_uri(digest_uri) == request.uri
+        return parse_uri(digest_uri) == uri
     except ParseError:
         return False
 

@@ -20,8 +20,10 @@ change at all. Nothing here reads a clock: ``now`` is wall-clock seconds.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -206,12 +208,7 @@ def check_register(request: Request, policy: RegistrarPolicy) -> Rejection | Non
     Run before the Digest challenge, so that a foreign domain is refused
     without one.
     """
-    rejection = check_request(
-        request,
-        Policy(
-            role=Role.REGISTRAR, methods=_ONLY_REGISTER, extensions=frozenset(policy.extensions)
-        ),
-    )
+    rejection = check_request(request, _request_policy(policy.extensions))
     if rejection is not None:
         return rejection
     try:
@@ -228,6 +225,12 @@ def check_register(request: Request, policy: RegistrarPolicy) -> Rejection | Non
     except ParseError as exc:
         return Rejection(400, exc.reason)
     return None
+
+
+@functools.lru_cache(maxsize=16)
+def _request_policy(extensions: AbstractSet[str]) -> Policy:
+    """The §8.2 checks of a registrar with these extensions, made once per set."""
+    return Policy(role=Role.REGISTRAR, methods=_ONLY_REGISTER, extensions=frozenset(extensions))
 
 
 def register_realm(request: Request, policy: RegistrarPolicy) -> str:
@@ -254,6 +257,7 @@ def plan(
     source: Source,
     node: str = "",
     auth_user: str | None,
+    checked: bool = False,
 ) -> Plan | Rejection:
     """Decide what a REGISTER does to the bindings of its AOR (§10.3 steps 2 - 7).
 
@@ -272,10 +276,12 @@ def plan(
     ``path``, RFC 3327 §5.3), 423 with Min-Expires (step 7), 439 (reg-id
     and outbound with a first hop that does not do outbound, RFC 5626 §6),
     500 (step 7: the request is older than a binding it would change).
+    ``checked=True``: :func:`check_register` passed this request already.
     """
-    rejection = check_register(request, policy)
-    if rejection is not None:
-        return rejection
+    if not checked:
+        rejection = check_register(request, policy)
+        if rejection is not None:
+            return rejection
     try:
         return _plan(request, current, now, policy, source, node, auth_user)
     except ParseError as exc:

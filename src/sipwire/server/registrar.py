@@ -3,9 +3,9 @@
 For each REGISTER (the sans-I/O decisions are ``sipwire.registrar``'s)::
 
     check_register                      §8.2, steps 1, 2 and 5: 404/405/416/420 at once
-    no credentials for the realm        401 at once (no store needed)
+    credentials_for the realm           parsed once; none: 401 at once (no store needed)
     at most max_in_flight at a time     beyond: 503 with Retry-After
-    credentials_username -> store.get_user -> check_credentials
+    username_of -> store.get_user -> check_digest
     Authenticated -> store.use_nonce_count    False: a replayed nc, challenged again
     Challenge -> 401 (stale=true for a right digest with an expired nonce)
     lock the AOR                        one REGISTER per AOR at a time on this node
@@ -53,13 +53,15 @@ from sipwire.aio.transport import TransportLayer
 from sipwire.auth.nonce import NonceIssuer
 from sipwire.errors import ParseError
 from sipwire.message import Request, Response
+from sipwire.message.auth_fields import Credentials
 from sipwire.registrar.authenticate import (
     OFFERED,
     Authenticated,
     Challenge,
     challenge_headers,
-    check_credentials,
-    credentials_username,
+    check_digest,
+    credentials_for,
+    username_of,
 )
 from sipwire.registrar.model import Binding, BindingChange
 from sipwire.registrar.policy import RegistrarPolicy
@@ -118,13 +120,31 @@ class _AorLock:
 
 
 class _Job:
-    """One REGISTER being processed: its transaction, its deadline, what it measured."""
+    """One REGISTER being processed: its transaction, its deadline, what it measured,
+    and what was read of it before (its realm and credentials, parsed once)."""
 
-    __slots__ = ("answered", "deadline", "request", "store_seconds", "task", "tx")
+    __slots__ = (
+        "answered",
+        "credentials",
+        "deadline",
+        "realm",
+        "request",
+        "store_seconds",
+        "task",
+        "tx",
+    )
 
-    def __init__(self, request: Request, tx: ServerTransaction) -> None:
+    def __init__(
+        self,
+        request: Request,
+        tx: ServerTransaction,
+        realm: str = "",
+        credentials: Credentials | None = None,
+    ) -> None:
         self.request = request
         self.tx = tx
+        self.realm = realm
+        self.credentials = credentials
         self.store_seconds = 0.0
         self.answered = False
         self.task: asyncio.Task[None] | None = None
@@ -220,6 +240,8 @@ class RegistrarRole:
         self._auth_failure = metrics.auth_failure
         self._latency = metrics.store_latency
         self._retry_after = [("Retry-After", str(self.settings.retry_after))]
+        self._date_second = -1
+        self._date_text = ""
 
     @property
     def locked_aors(self) -> int:
@@ -234,10 +256,11 @@ class RegistrarRole:
             response = rejection.response(request, to_tag=derived_to_tag(request))
             self._answer(request, tx, response, "rejected", None, now)
             return
-        policy = self.policy
-        if policy.require_auth:
-            realm = register_realm(request, policy)
-            if credentials_username(request, realm) is None:
+        realm, credentials = "", None
+        if self.policy.require_auth:
+            realm = register_realm(request, self.policy)
+            credentials = credentials_for(request, realm)
+            if username_of(credentials) is None:
                 # No credentials (a phone's first REGISTER): the challenge needs no store.
                 wall = self.clock()
                 response = self._challenge(request, realm, wall)
@@ -249,7 +272,7 @@ class RegistrarRole:
             return
         self.in_flight += 1
         loop = asyncio.get_running_loop()
-        job = _Job(request, tx)
+        job = _Job(request, tx, realm, credentials)
         task = job.task = loop.create_task(self._register(job))
         job.deadline = loop.call_later(self.settings.store_timeout, self._expired, job)
         self._tasks.add(task)
@@ -322,13 +345,14 @@ class RegistrarRole:
         wall = self.clock()
         auth_user: str | None = None
         if policy.require_auth:
-            realm = register_realm(request, policy)
-            name = credentials_username(request, realm)
+            realm, credentials = job.realm, job.credentials
+            name = username_of(credentials)
             user = None
             if name is not None:
                 user = await self._timed(job, "get_user", self.store.get_user(name, realm))
-            outcome = check_credentials(
+            outcome = check_digest(
                 request,
+                credentials,
                 realm=realm,
                 issuer=self.issuer,
                 now=wall,
@@ -367,6 +391,7 @@ class RegistrarRole:
                     source=source,
                     node=self.settings.node,
                     auth_user=auth_user,
+                    checked=True,  # by __call__
                 )
                 if isinstance(decided, Rejection):
                     return decided.response(request, to_tag=derived_to_tag(request)), "rejected"
@@ -382,8 +407,15 @@ class RegistrarRole:
                 del self._locks[aor]
         if source.flow is not None and self.flows is not None:
             self.flows.update(aor, source.flow, after, wall)
-        response = ok_response(request, after, now=wall, policy=policy, date=sip_date(wall))
+        response = ok_response(request, after, now=wall, policy=policy, date=self._date(wall))
         return response, outcome_name
+
+    def _date(self, wall: float) -> str:
+        """``sip_date(wall)``, formatted once per second."""
+        second = int(wall)
+        if second != self._date_second:
+            self._date_second, self._date_text = second, sip_date(second)
+        return self._date_text
 
     def _challenge(
         self, request: Request, realm: str, wall: float, stale: bool = False
