@@ -47,6 +47,9 @@ test: venv sysdeps
 bench: $(BENCH_STAMP) sysdeps
 	$(BENCH_VENV)/bin/python bench/run.py
 	$(BENCH_VENV)/bin/python bench/calls.py
+	$(BENCH_VENV)/bin/python bench/registrar.py
+	$(BENCH_VENV)/bin/python bench/proxy.py
+	$(BENCH_VENV)/bin/python bench/media_echo.py
 
 # A long fuzz run of `sipwire answer` (about 7 minutes): 10^6 mutated datagrams and 10^4
 # TCP framings in a private network namespace. FUZZ_SEED=N repeats a run; failing inputs

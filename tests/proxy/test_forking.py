@@ -413,3 +413,21 @@ def test_a_cancel_matching_nothing_gets_481() -> None:
     net.transmit(cancel.encode(), ("127.0.0.1", 5090), ("127.0.0.1", 5060))
     net.step(0.5)
     assert [r.status for r in sender.responses] == [481]
+
+
+def test_a_failing_location_service_gets_the_call_503() -> None:
+    """The edge answers None when the store failed (not: no binding): 503, not 480."""
+    net, proxy, alice = _setup()
+    callee = net.peer(5081, [200])
+    _bind(proxy, 5081)
+    proxy.hold_lookups = True
+    _call(net, alice)
+    net.step(0.1)
+    [held] = proxy.held
+    proxy.held = []
+    proxy.stateful.targets_found(held.ticket, None, net.now)
+    proxy.pump()
+    net.step(1)
+    assert callee.requests == []
+    [response] = [r for r in proxy.responses_to(5070) if r.status >= 200]
+    assert response.status == 503 and response.headers.get("Retry-After") == "5"

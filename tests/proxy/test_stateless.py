@@ -147,3 +147,36 @@ def test_loops_are_caught_statelessly() -> None:
     hops = [p for p in seen if p.src[1] == 5060 and p.dst[1] == 5060]
     # sip:x@<us> with one domain is the local user x: no binding, 480, and no loop
     assert hops == [] and [r.status for r in sender.responses] == [480]
+
+
+def test_the_ack_of_its_own_challenge_goes_nowhere() -> None:
+    """The ACK of a 407 the proxy made names a registered user: it is still the proxy's
+    own to absorb (its To tag is the one derived from the INVITE), not the callee's."""
+    net, proxy = _setup()
+    proxy.add_user("alice", "secret")
+    callee = net.peer(5081, [200])
+    _bind(proxy, 5081)
+    alice = net.ua("alice", 5070, password="secret")
+    call = alice.core.invite(BOB, StaticMedia(OFFER), net.now)
+    alice.pump()
+    net.step(1)
+    assert call.state is CallState.CONFIRMED
+    # the INVITE with credentials, then the ACK of the 200: no ACK of the 407
+    assert callee.methods() == ["INVITE", "ACK"]
+    assert "Proxy-Authorization" not in bytes(callee.requests[0]).decode()
+
+
+def test_an_ack_whose_contact_looks_like_a_local_user_is_routed_by_its_route() -> None:
+    """Where a domain of the proxy is also the address of the phones (127.0.0.1), the ACK
+    of a 2xx (Request-URI: the callee's Contact) looks like one for a user of that
+    domain; with no such user it follows its Route instead of being dropped."""
+    net, proxy = _setup(domains=("example.com", "127.0.0.1"))
+    callee = net.peer(5081, lambda r: [(0.0, 200)])
+    _bind(proxy, 5081)
+    carol = net.ua("carol", 5070, domain="elsewhere.org")
+    call = carol.core.invite(BOB, StaticMedia(OFFER), net.now)
+    carol.pump()
+    net.step(1)
+    assert call.state is CallState.CONFIRMED
+    assert callee.methods() == ["INVITE", "ACK"]
+    assert proxy.lookups == [BOB, "sip:peer@127.0.0.1"]  # the Contact as an AOR: none

@@ -135,7 +135,8 @@ def test_a_flag_beats_the_file_which_beats_the_default(tmp_path: Path) -> None:
     [
         ("nonsense = 1\n", "unknown setting nonsense"),
         ("[registrar]\nmin_expire = 1\n", "unknown setting registrar.min_expire"),
-        ("[proxy]\nx = 1\n", "unknown section [proxy]"),
+        ("[proxies]\nx = 1\n", "unknown section [proxies]"),
+        ("[proxy]\nx = 1\n", "unknown setting proxy.x"),
         ('[registrar]\nmin_expires = "60"\n', "registrar.min_expires must be an integer"),
         ('listen = ["udp:nowhere"]\n', "listen"),
         ("domains = [1]\n", "domains must be a list of strings"),

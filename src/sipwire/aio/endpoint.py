@@ -87,6 +87,15 @@ class Endpoint:
         self.received = 0
         self.trace: Callable[[str, bytes, Source | Target], None] | None = None
         """Called with ("recv" | "send", message bytes, peer) for every message."""
+        self.request_flow: Callable[[SendRequest], int | None] | None = None
+        """The connection a request goes out on (a proxy reaching a phone through the
+        flow it registered on, RFC 5626), or None for the usual choice."""
+        self.relay_request: Callable[[SendRequest, bytes], bool] | None = None
+        """Sees every request to send first; True means it took it (a worker process
+        handing it to the one that holds the connection it must go out on)."""
+        self.divert: Callable[[Request | Response, Source, float], bool] | None = None
+        """Sees every message first (a request after ``stamp_via``); True takes it away
+        from the transaction layer (a stateless proxy, §16.11)."""
         self.monitor.start()
 
     @property
@@ -127,7 +136,10 @@ class Endpoint:
                 size = request_size(message)
                 self.guard.received(source.host, size)
             stamp_via(message, source)  # §18.2.1: received / rport
-            self.transactions.receive(message, source, now, size)
+            if self.divert is None or not self.divert(message, source, now):
+                self.transactions.receive(message, source, now, size)
+        elif self.divert is not None and self.divert(message, source, now):
+            pass
         elif self.transactions.receive(message, source, now) and udp:
             self.guard.verified(source.host)  # it answered our request: it is there
         self._pump(now)
@@ -250,8 +262,11 @@ class Endpoint:
         data = bytes(event.request)
         if self.trace is not None:
             self.trace("send", data, event.target)
-        if not self._send_now(data, event.target, event):
-            self._spawn(self._transmit(data, event.target, None, event, fallback=None))
+        if self.relay_request is not None and self.relay_request(event, data):
+            return
+        flow = None if self.request_flow is None else self.request_flow(event)
+        if not self._send_now(data, event.target, event, flow):
+            self._spawn(self._transmit(data, event.target, flow, event, fallback=None))
 
     def _send_now(
         self,

@@ -222,7 +222,10 @@ class TransportLayer:
     async def _listen_udp(self, host: str, port: int) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
         _, endpoint = await loop.create_datagram_endpoint(
-            lambda: UdpEndpoint(self, self.config), local_addr=(host, port), family=_family(host)
+            lambda: UdpEndpoint(self, self.config),
+            local_addr=(host, port),
+            family=_family(host),
+            reuse_port=self.config.reuse_port or None,
         )
         sock = endpoint.transport.get_extra_info("socket") if endpoint.transport else None
         if sock is not None:
@@ -264,6 +267,7 @@ class TransportLayer:
             ssl=context,
             ssl_handshake_timeout=self.config.connect_timeout if context is not None else None,
             limit=READ_CHUNK,
+            reuse_port=self.config.reuse_port or None,
         )
         self._servers.append(server)
         name = server.sockets[0].getsockname()

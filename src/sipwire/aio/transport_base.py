@@ -118,6 +118,10 @@ class TransportConfig:
     read is closed, a datagram is dropped."""
     udp_socket_buffer: int = 4 * 1024 * 1024
     """SO_RCVBUF / SO_SNDBUF asked for on UDP sockets (the kernel may cap it)."""
+    reuse_port: bool = False
+    """Bind UDP, TCP and TLS listeners with SO_REUSEPORT, so that several processes
+    share one address (``sipwire serve --workers``; the kernel spreads datagrams by
+    source address and connections as they come)."""
     tls_server_context: ssl.SSLContext | None = None
     """Server context for ``tls`` and ``wss`` listeners (certificate and key loaded)."""
     tls_client_context: ssl.SSLContext | None = None

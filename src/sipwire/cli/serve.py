@@ -1,8 +1,10 @@
-"""``sipwire serve``: the registrar server (the proxy comes as a second role of it).
+"""``sipwire serve``: the registrar and proxy server.
 
     sipwire serve                                   # localhost, 127.0.0.1:5060 udp/tcp,
                                                     # tls 5061, ws 8088, http 9090, ./data
     sipwire serve --config /etc/sipwire.toml --listen udp:0.0.0.0:5060 --domain example.com
+    sipwire serve --routes routes.py                # a Python routing hook
+    sipwire serve --stateless                       # a stateless proxy (RFC 3261 §16.11)
 
 Every setting of the configuration file (``sipwire.server.config``) has a
 flag that overrides it. It prints where it listens and how to add a user,
@@ -17,17 +19,29 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
+from sipwire.aio.listen import advertised_host
 from sipwire.cli.answer import event_loop_factory
 from sipwire.cli.common import CommandFailed, listen_failure, print_trace, setup_logging
 from sipwire.cli.params import ListenType
 from sipwire.errors import SipError
-from sipwire.server.config import LOG_LEVELS, ConfigError, ServerConfig, resolve_config
-from sipwire.server.serve import ServeError, Server, run_serve
+from sipwire.server.config import (
+    LOG_LEVELS,
+    ConfigError,
+    ServerConfig,
+    default_domains,
+    resolve_config,
+)
+from sipwire.server.serve import ServeError, Server, prepare_shared, run_serve
+from sipwire.server.workers import run_workers
 
 __all__ = ["serve"]
 
@@ -143,6 +157,36 @@ def _verbosity(config: ServerConfig, verbose: int) -> int:
     help="Drop new requests beyond this rate from one address [off].",
 )
 @click.option("--retry-after", type=click.IntRange(min=1), help="Seconds in 503s [5].")
+@click.option(
+    "--proxy/--no-proxy",
+    default=None,
+    help="Forward calls and other requests to registered users and routes [yes]; "
+    "--no-proxy: a registrar only.",
+)
+@click.option("--stateless", is_flag=True, default=None, help="A stateless proxy (§16.11).")
+@click.option(
+    "--routes",
+    "routes_hook",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Python routing hook: a file defining route(request, ctx).",
+)
+@click.option("--record-route/--no-record-route", default=None, help="Record-Route dialogs [yes].")
+@click.option(
+    "--forking",
+    type=click.Choice(["q", "parallel"]),
+    help="Fork by q-value groups, or to every binding at once [q].",
+)
+@click.option(
+    "--trusted",
+    multiple=True,
+    metavar="ADDRESS",
+    help="Source address neither challenged nor refused as relaying (a trunk), repeatable.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes sharing the listeners and the store (SO_REUSEPORT) [1].",
+)
 @click.option("--node", help="This node's name in the bindings [host name and a boot id].")
 @click.option("--user-agent", help="Server header [sipwire].")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), help="[warning]; -v is info.")
@@ -162,7 +206,8 @@ def serve(
     verbose: int,
     **settings: Any,
 ) -> None:
-    """Run the registrar: digest-authenticated REGISTER, OPTIONS, /metrics and /health."""
+    """Run the registrar and proxy: digest-authenticated REGISTER, calls and other
+    requests forwarded to registered users and routes, /metrics and /health."""
     try:
         config = resolve_config(config_file, settings)
     except ConfigError as exc:
@@ -172,11 +217,27 @@ def serve(
     if verbosity < 2:  # websockets' "server listening" lines only at -vv
         logging.getLogger("websockets").setLevel(logging.WARNING)
     loop_factory = event_loop_factory(loop)
+    if config.workers > 1:
+        _serve_workers(config, loop_factory, trace)
+        return
+    _serve_one(config, loop_factory, trace, _announce)
+
+
+def _serve_one(
+    config: ServerConfig,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None,
+    trace: bool,
+    ready: Callable[[Server], object],
+) -> None:
+    """Run one server until stopped; CommandFailed when it cannot start."""
 
     async def main() -> None:
-        stats = await run_serve(config, ready=_announce, trace=print_trace if trace else None)
+        stats = await run_serve(config, ready=ready, trace=print_trace if trace else None)
         total = sum(stats.registrations.values())
-        click.echo(f"stopped after answering {total} REGISTER requests", err=True)
+        calls = sum(stats.calls.values())
+        also = f" and {calls} calls" if calls else ""
+        who = f"worker {config.worker} " if config.workers > 1 else ""
+        click.echo(f"{who}stopped after answering {total} REGISTER requests{also}", err=True)
 
     # Start-up objects stay out of every collection; run_serve collects on a clock.
     gc.collect()
@@ -190,3 +251,53 @@ def serve(
         raise CommandFailed(listen_failure(exc) or exc.reason) from None
     except OSError as exc:
         raise CommandFailed(f"cannot listen: {exc}") from None
+
+
+def _serve_workers(
+    config: ServerConfig,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None,
+    trace: bool,
+) -> None:
+    """``--workers N``: the store prepared once, then N processes (``server.workers``)."""
+    node = config.node or f"{socket.gethostname()}-{secrets.token_hex(3)}"
+    config = replace(config, node=node)
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(prepare_shared(config))
+    except ServeError as exc:
+        raise CommandFailed(str(exc)) from None
+
+    def child(index: int, ready: Callable[[], None], ports: tuple[int, ...], fd: int) -> int:
+        worker = replace(config, worker=index, channel=ports, channel_fd=fd)
+        try:
+            _serve_one(worker, loop_factory, trace, lambda _: ready())
+        except CommandFailed as exc:
+            click.echo(f"Error: worker {index}: {exc.message}", err=True)
+            return exc.exit_code
+        return 0
+
+    status = run_workers(config.workers, child, lambda: _announce_workers(config))
+    if status:
+        raise CommandFailed(f"a worker failed (exit status {status})", status)
+
+
+def _announce_workers(config: ServerConfig) -> None:
+    """The lines printed once every worker listens."""
+    shown = []
+    for spec in config.listen:
+        host = f"[{spec.host}]" if ":" in spec.host else spec.host
+        shown.append(f"{spec.transport}:{host}:{spec.port}")
+    if config.http is not None:
+        host, port = config.http
+        last = f"-{port + config.workers - 1}" if port else ""
+        shown.append(f"http://{f'[{host}]' if ':' in host else host}:{port}{last}/metrics")
+    listening = ", ".join(shown)
+    click.echo(f"sipwire serve: {config.workers} workers listening on {listening}", err=True)
+    domains = config.domains or default_domains(advertised_host(s.host) for s in config.listen)
+    click.echo(f"serving {', '.join(domains)}; store {config.store_url}", err=True)
+    where = f" --config {config.sources[0]}" if config.sources else f" --data {config.data}"
+    domain = domains[0] if domains else "localhost"
+    domain_hint = "" if domain == "localhost" else f" --domain {domain}"
+    click.echo(
+        f"add a user: sipwire user add NAME --password PASSWORD{domain_hint}{where}", err=True
+    )

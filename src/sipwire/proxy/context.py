@@ -286,7 +286,7 @@ class ProxyTransaction:
             self._local_final(branch, 500, f"Server Internal Error - {exc.reason}", now)
             return
         if destination is not None and destination.flow is not None:
-            proxy.note_flow(target, destination.flow)
+            proxy.note_flow(target, destination.flow, destination.node)
         branch.target = target
         branch.wire = wire
         branch.transaction = transaction

@@ -46,7 +46,7 @@ class LookupTargets(ProxyEvent):
     """Fetch the bindings of ``aor`` from the location service (``store.bindings``).
 
     Answer with ``targets_found(ticket, bindings, now)``; an empty list when the
-    AOR has none (the proxy answers 480).
+    AOR has none (the proxy answers 480), None when the store failed (503).
     """
 
     ticket: int

@@ -285,7 +285,12 @@ class Pipeline:
     def _challenge(self, job: Job, realm: str, stale: bool, now: float) -> None:
         wall = now + self.wall_offset
         response = proxy_challenge(
-            job.request, realm=realm, issuer=self.issuer, now=wall, stale=stale
+            job.request,
+            realm=realm,
+            issuer=self.issuer,
+            now=wall,
+            stale=stale,
+            algorithms=self.policy.algorithms,
         )
         self._reply(job, response, now)
 
@@ -294,7 +299,12 @@ class Pipeline:
     ) -> None:
         wall = now + self.wall_offset
         outcome = check_proxy_credentials(
-            job.request, realm=realm, issuer=self.issuer, now=wall, user=user
+            job.request,
+            realm=realm,
+            issuer=self.issuer,
+            now=wall,
+            user=user,
+            algorithms=self.policy.algorithms,
         )
         if not isinstance(outcome, Authenticated):
             self._challenge(job, realm, outcome.stale, now)
@@ -352,6 +362,13 @@ class Pipeline:
 
         def found(bindings: object, now: float) -> None:
             job.ticket = None
+            if bindings is None:
+                # The location service failed (not: the AOR has no binding).
+                response = self._response(
+                    job, 503, "Service Unavailable - location service", [("Retry-After", "5")]
+                )
+                self._reply(job, response, now)
+                return
             listed: Sequence[Binding] = bindings if isinstance(bindings, list | tuple) else ()
             self._run(job, now, self._found, job, aor, listed, now)
 
@@ -361,6 +378,16 @@ class Pipeline:
         plan = location_plan(bindings, self.policy, now + self.wall_offset)
         if not plan.empty:
             self._finish(job, Proceed(plan), now)
+            return
+        if job.request.method == "ACK":
+            # Not the ACK of a non-2xx to one of our users after all, but one whose
+            # Request-URI (a Contact) only looks like one: where our domain is an address
+            # the user agents share. Routed by its Route and Request-URI, if ours to route.
+            if job.info.through_us or self.policy.is_trusted(job.source.host):
+                candidate = Candidate(None, destination=job.info.flow)
+                self._finish(job, Proceed(TargetPlan([Group([candidate])])), now)
+            else:
+                self._finish(job, Drop(), now)
             return
         target = SipUri.parse(aor)
         if (

@@ -154,6 +154,8 @@ class ProxyPolicy:
         "UPDATE",
     )
     """The Allow of an OPTIONS this proxy answers itself (§16.3 item 3, §11)."""
+    algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    """Digest algorithms of the 407 challenges, most preferred first (as the registrar's)."""
     max_pending: int = 10_000
     """Requests that may wait for the location service or DNS at once; more get 503."""
     edge_timeout: float = 10.0

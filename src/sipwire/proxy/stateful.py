@@ -105,7 +105,7 @@ class StatefulProxy:
         """Response contexts by server transaction (id)."""
         self._clients: dict[int, tuple[ProxyTransaction, Branch]] = {}
         """Branches by client transaction (id), until the transaction terminates."""
-        self._flows: OrderedDict[Target, int] = OrderedDict()
+        self._flows: OrderedDict[Target, tuple[int, str]] = OrderedDict()
 
     @property
     def wall_offset(self) -> float:
@@ -125,21 +125,35 @@ class StatefulProxy:
     ) -> None:
         self._clients[id(transaction)] = (context, branch)
 
-    def note_flow(self, target: Target, flow: int) -> None:
-        """Requests to ``target`` go out on the connection ``flow`` (RFC 5626)."""
-        self._flows[target] = flow
+    def note_flow(self, target: Target, flow: int, node: str = "") -> None:
+        """Requests to ``target`` go out on the connection ``flow`` of ``node`` (RFC 5626;
+        "": this one)."""
+        self._flows[target] = (flow, node)
         self._flows.move_to_end(target)
         while len(self._flows) > FLOWS_KEPT:
             self._flows.popitem(last=False)
 
     def flow_for(self, target: Target) -> int | None:
-        """The connection to send to ``target`` on, or None (the transport decides)."""
-        return self._flows.get(target)
+        """The connection of this node to send to ``target`` on, or None (the transport
+        decides)."""
+        known = self._flows.get(target)
+        if known is None or known[1] not in ("", self.policy.node):
+            return None
+        return known[0]
+
+    def remote_flow(self, target: Target) -> tuple[str, int] | None:
+        """(node, connection) when ``target`` is reached through a flow another node
+        holds (a worker process of the same server may relay to it), else None."""
+        known = self._flows.get(target)
+        if known is None or known[1] in ("", self.policy.node):
+            return None
+        return known[1], known[0]
 
     # -- answers from the edge ------------------------------------------------------------
-    def targets_found(self, ticket: int, bindings: Sequence[Binding], now: float) -> None:
-        """The answer to ``LookupTargets``: the AOR's bindings (empty: none)."""
-        self.queries.answer(ticket, list(bindings), now)
+    def targets_found(self, ticket: int, bindings: Sequence[Binding] | None, now: float) -> None:
+        """The answer to ``LookupTargets``: the AOR's bindings (empty: none; None: the
+        location service failed, and the request gets 503)."""
+        self.queries.answer(ticket, None if bindings is None else list(bindings), now)
 
     def targets_resolved(self, ticket: int, targets: Sequence[Target], now: float) -> None:
         """The answer to ``ResolveTargets``: RFC 3263 targets in order (empty: none)."""

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from sipwire.auth.nonce import NonceIssuer
@@ -111,7 +111,7 @@ class Forwarder:
         policy: ProxyPolicy,
         queries: Queries,
         send: Callable[[Request, Target], None],
-        note_flow: Callable[[Target, int], None],
+        note_flow: Callable[[Target, int, str], None],
     ) -> None:
         self.policy = policy
         self.queries = queries
@@ -164,7 +164,7 @@ class Forwarder:
             add_via(copy, iface.via(branch, target.transport))
             destination = candidate.destination
             if destination is not None and destination.flow is not None:
-                self.note_flow(target, destination.flow)
+                self.note_flow(target, destination.flow, destination.node)
             self.send(copy, target)
 
         if candidate.destination is not None:
@@ -224,7 +224,7 @@ class StatelessProxy:
         self.pipeline.count_nonces = False
         self.sends: deque[SendRequest | SendResponse] = deque()
         self.forwarder = Forwarder(policy, self.queries, self._send_request, self.note_flow)
-        self._flows: OrderedDict[Target, int] = OrderedDict()
+        self._flows: OrderedDict[Target, tuple[int, str]] = OrderedDict()
 
     @property
     def wall_offset(self) -> float:
@@ -257,6 +257,10 @@ class StatelessProxy:
         if rejection is not None:
             if not is_ack:
                 self._reject(request, rejection, source)
+            return
+        if is_ack and request.to.tag is not None and request.to.tag == derived_to_tag(request):
+            # The ACK of a final response this proxy made (407, 480 ...: its To tag is
+            # derived from the INVITE, as this ACK's is): it ends here (§17.1.1.3).
             return
         loop = loop_hash(request, request.via[0])
         info = preprocess(request, source, self.policy, self.table.domains)
@@ -297,19 +301,33 @@ class StatelessProxy:
     def _send_request(self, request: Request, target: Target) -> None:
         self.sends.append(SendRequest(request, target, None))
 
-    def note_flow(self, target: Target, flow: int) -> None:
-        self._flows[target] = flow
+    def note_flow(self, target: Target, flow: int, node: str = "") -> None:
+        """Messages to ``target`` go out on the connection ``flow`` of ``node`` (RFC 5626;
+        "": this one)."""
+        self._flows[target] = (flow, node)
         self._flows.move_to_end(target)
         while len(self._flows) > FLOWS_KEPT:
             self._flows.popitem(last=False)
 
     def flow_for(self, target: Target) -> int | None:
-        """The connection to send to ``target`` on (a flow), or None."""
-        return self._flows.get(target)
+        """The connection of this node to send to ``target`` on (a flow), or None."""
+        known = self._flows.get(target)
+        if known is None or known[1] not in ("", self.policy.node):
+            return None
+        return known[0]
+
+    def remote_flow(self, target: Target) -> tuple[str, int] | None:
+        """(node, connection) when ``target`` is reached through a flow another node
+        holds (a worker process of the same server may relay to it), else None."""
+        known = self._flows.get(target)
+        if known is None or known[1] in ("", self.policy.node):
+            return None
+        return known[1], known[0]
 
     # -- answers from the edge ------------------------------------------------------------
-    def targets_found(self, ticket: int, bindings: list[Binding], now: float) -> None:
-        self.queries.answer(ticket, list(bindings), now)
+    def targets_found(self, ticket: int, bindings: Sequence[Binding] | None, now: float) -> None:
+        """The answer to ``LookupTargets`` (None: the location service failed: 503)."""
+        self.queries.answer(ticket, None if bindings is None else list(bindings), now)
 
     def targets_resolved(self, ticket: int, targets: list[Target], now: float) -> None:
         self.queries.answer(ticket, list(targets), now)

@@ -127,8 +127,10 @@ def binding_candidate(binding: Binding, policy: ProxyPolicy) -> Candidate | None
     if isinstance(uri, SipUri) and needs_flow(binding, uri):
         source = _split_hostport(binding.source)
         if source is not None:
-            flow = binding.flow if binding.node == policy.node else None
-            destination = FlowToken(binding.transport, source[0], source[1], flow, binding.node)
+            # The connection is only usable on its node (``note_flow`` tells them apart).
+            destination = FlowToken(
+                binding.transport, source[0], source[1], binding.flow, binding.node
+            )
     q = 1.0 if binding.q is None else binding.q
     return Candidate(uri, tuple(binding.path), destination, q)
 

@@ -15,6 +15,7 @@ The file (every key optional; relative paths are relative to the file)::
     log_level = "info"                   # --log-level, -v: warning, info, debug
     node = "sip1"                        # --node: this node's name in the bindings
     user_agent = "sipwire"               # --user-agent: the Server header
+    workers = 1                          # --workers: processes sharing the listeners
 
     [tls]                                # --cert, --key: default self-signed in the data dir
     cert = "cert.pem"
@@ -31,6 +32,26 @@ The file (every key optional; relative paths are relative to the file)::
     store_timeout = 2.0                  # --store-timeout: a slower store gets 503
     nonce_lifetime = 300                 # --nonce-lifetime: then stale=true
     algorithms = ["SHA-256", "MD5"]      # --algorithm (repeatable): digest, preferred first
+
+    [proxy]                              # the proxy role (sipwire.server.proxy)
+    enabled = true                       # --proxy / --no-proxy: false is a registrar only
+    stateless = false                    # --stateless: RFC 3261 §16.11, no transactions
+    hook = "routes.py"                   # --routes: a Python routing hook, route(request, ctx)
+    record_route = true                  # --record-route / --no-record-route
+    forking = "q"                        # --forking: by q-value groups, or "parallel"
+    timer_c = 185.0                      # seconds, more than 3 minutes (§16.6 step 11)
+    max_branches = 16                    # targets one request is forked to
+    max_redirects = 0                    # 3xx Contacts recursed on; 0: 3xx go upstream
+    trusted = ["192.0.2.10"]             # --trusted: sources neither challenged nor refused
+    reveal_unknown_users = true          # 404 for an unknown user to a caller of its domain
+
+    [[routes]]                           # static routes (sipwire.proxy.routes): by prefix
+    name = "pstn"                        # of the Request-URI user or by domain, to gateways
+    prefixes = ["+49"]
+    gateways = ["sip:gw1.carrier.net", "sip:gw2.carrier.net"]
+
+    [default]                            # the route of what is neither ours nor routed;
+    gateways = ["sip:upstream.example"]  # omit it to follow the Request-URI (RFC 3263)
 
     [limits]                             # admission (sipwire.transaction.admission)
     max_transactions = 200000            # --max-transactions; default sized from RAM
@@ -56,6 +77,8 @@ from typing import Any, Final
 
 from sipwire.aio.listen import ListenSpec, parse_listen
 from sipwire.auth.ha1 import BASE_ALGORITHMS
+from sipwire.proxy.policy import TIMER_C_MINIMUM
+from sipwire.proxy.routes import StaticRoute
 from sipwire.registrar.policy import RegistrarPolicy, host_key
 
 __all__ = [
@@ -126,6 +149,32 @@ class ServerConfig:
     max_pending_bytes: int | None = None
     source_rate_limit: float | None = None
     retry_after: int = 5
+    proxy: bool = True
+    """Run the proxy role: requests not for the registrar are forwarded (False: 501)."""
+    stateless: bool = False
+    """A stateless proxy (RFC 3261 §16.11) rather than a stateful, forking one."""
+    routes_hook: Path | None = None
+    """A Python file defining ``route(request, ctx)`` (``--routes``)."""
+    record_route: bool = True
+    forking: str = "q"
+    timer_c: float = 185.0
+    max_branches: int = 16
+    max_redirects: int = 0
+    trusted: tuple[str, ...] = ()
+    reveal_unknown_users: bool = True
+    routes: tuple[StaticRoute, ...] = ()
+    """The ``[[routes]]`` of the file."""
+    default_route: StaticRoute | None = None
+    """The ``[default]`` route of the file."""
+    workers: int = 1
+    """Processes serving the same listeners and store (``server.workers``); more than
+    one needs fixed ports (no port 0) and no ws/wss listener."""
+    worker: int = field(default=0, compare=False)
+    """This process's index among ``workers`` (set by the parent process)."""
+    channel: tuple[int, ...] = field(default=(), compare=False)
+    """The ports of every worker's channel socket (set by the parent process)."""
+    channel_fd: int = field(default=-1, compare=False)
+    """This worker's channel socket, made by the parent (set by the parent process)."""
     sources: tuple[str, ...] = field(default=(), compare=False)
     """Where the settings came from (the file, if any), for messages."""
 
@@ -171,6 +220,22 @@ class ServerConfig:
         for name in ("store_timeout", "nonce_lifetime"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if self.workers < 1:
+            raise ConfigError("workers must be at least 1")
+        if self.workers > 1:
+            for spec in self.listen:
+                if spec.port == 0:
+                    raise ConfigError("--workers needs fixed ports: no listen port 0")
+                if spec.transport in ("ws", "wss"):
+                    raise ConfigError("--workers: ws and wss listeners are not shared yet")
+        if self.stateless and not self.proxy:
+            raise ConfigError("stateless is a mode of the proxy: it cannot be disabled too")
+        if self.forking not in ("q", "parallel"):
+            raise ConfigError("forking must be q or parallel")
+        if self.timer_c <= TIMER_C_MINIMUM:
+            raise ConfigError("timer_c must be more than 180 seconds (RFC 3261 §16.6)")
+        if self.max_branches < 1 or self.max_redirects < 0:
+            raise ConfigError("max_branches must be at least 1, max_redirects at least 0")
         if not self.algorithms:
             raise ConfigError("algorithms: offer at least one digest algorithm")
         for name in self.algorithms:
@@ -267,7 +332,23 @@ def _level(value: object) -> str:
     return level
 
 
-_PATHS: Final = frozenset({"data", "cert", "key"})
+def _routes(value: object) -> tuple[StaticRoute, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise TypeError("an array of tables ([[routes]])")
+    return tuple(
+        StaticRoute.from_mapping(item, default_name=f"route{i + 1}") for i, item in enumerate(value)
+    )
+
+
+def _route(value: object) -> StaticRoute:
+    if not isinstance(value, dict):
+        raise TypeError("a table ([default])")
+    return StaticRoute.from_mapping(value, default_name="default")
+
+
+_PATHS: Final = frozenset({"data", "cert", "key", "routes_hook"})
+_TABLES: Final = frozenset({"default"})
+"""Tables of the file that are one setting, not a section of settings."""
 
 _SETTINGS: Final[Mapping[str, Mapping[str, tuple[str, Callable[[object], object]]]]] = {
     "": {
@@ -279,6 +360,9 @@ _SETTINGS: Final[Mapping[str, Mapping[str, tuple[str, Callable[[object], object]
         "log_level": ("log_level", _level),
         "node": ("node", _string),
         "user_agent": ("user_agent", _string),
+        "workers": ("workers", _integer),
+        "routes": ("routes", _routes),
+        "default": ("default_route", _route),
     },
     "tls": {
         "cert": ("cert", _string),
@@ -295,6 +379,18 @@ _SETTINGS: Final[Mapping[str, Mapping[str, tuple[str, Callable[[object], object]
         "store_timeout": ("store_timeout", _number),
         "nonce_lifetime": ("nonce_lifetime", _number),
         "algorithms": ("algorithms", _strings),
+    },
+    "proxy": {
+        "enabled": ("proxy", _boolean),
+        "stateless": ("stateless", _boolean),
+        "hook": ("routes_hook", _string),
+        "record_route": ("record_route", _boolean),
+        "forking": ("forking", _string),
+        "timer_c": ("timer_c", _number),
+        "max_branches": ("max_branches", _integer),
+        "max_redirects": ("max_redirects", _integer),
+        "trusted": ("trusted", _strings),
+        "reveal_unknown_users": ("reveal_unknown_users", _boolean),
     },
     "limits": {
         "max_transactions": ("max_transactions", _integer),
@@ -321,7 +417,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
     base = path.parent
     values: dict[str, Any] = {}
     for key, value in document.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and key not in _TABLES:
             section = _SETTINGS.get(key)
             if section is None or key == "":
                 raise ConfigError(f"config file {path}: unknown section [{key}]")

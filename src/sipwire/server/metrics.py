@@ -19,10 +19,18 @@ one process). Counted as things happen:
   ``stale`` (right digest, expired nonce), ``replay`` (a nonce-count used
   before);
 - ``sipwire_store_latency_seconds{operation}``: a histogram per store call
-  (``get_user``, ``use_nonce_count``, ``bindings``, ``apply``, ``ping``, ``purge``, ``aors``).
+  (``get_user``, ``use_nonce_count``, ``bindings``, ``apply``, ``ping``, ``purge``, ``aors``);
+- ``sipwire_calls_total{outcome}``: INVITEs the proxy answered (its own answer or
+  the one it forwarded), by outcome: ``answered`` (2xx), ``redirected`` (3xx),
+  ``challenged`` (401, 407), ``forbidden`` (403), ``not_found`` (404),
+  ``timeout`` (408), ``unavailable`` (480), ``busy`` (486, 600), ``cancelled``
+  (487), ``declined`` (603), ``rejected`` (another 4xx or 6xx), ``failed`` (5xx);
+- ``sipwire_forwarded_requests_total{method}``: requests the proxy sent
+  downstream (first transmissions; CANCEL and ACK included).
 
 Read when scraped (:class:`LiveSources`): ``sipwire_transactions`` (in
-flight), ``sipwire_registers_in_flight``, ``sipwire_connections`` (open
+flight), ``sipwire_proxy_contexts`` (calls and other requests the stateful
+proxy is forwarding), ``sipwire_registers_in_flight``, ``sipwire_connections`` (open
 stream and WebSocket connections), ``sipwire_shed_requests_total{cause}``
 (admission's counters, and ``registrar_busy``). Refreshed by the server
 every few seconds: ``sipwire_registered_aors`` (AORs with a live binding,
@@ -47,10 +55,12 @@ from sipwire.message.validate import KNOWN_METHODS
 
 __all__ = [
     "AUTH_FAILURES",
+    "CALL_OUTCOMES",
     "OUTCOMES",
     "STORE_OPERATIONS",
     "LiveSources",
     "Metrics",
+    "call_outcome",
 ]
 
 OUTCOMES: Final = (
@@ -64,6 +74,46 @@ OUTCOMES: Final = (
     "busy",
 )
 AUTH_FAILURES: Final = ("invalid", "stale", "replay")
+CALL_OUTCOMES: Final = (
+    "answered",
+    "redirected",
+    "challenged",
+    "forbidden",
+    "not_found",
+    "timeout",
+    "unavailable",
+    "busy",
+    "cancelled",
+    "declined",
+    "rejected",
+    "failed",
+)
+_CALL_STATUS: Final = {
+    401: "challenged",
+    407: "challenged",
+    403: "forbidden",
+    404: "not_found",
+    408: "timeout",
+    480: "unavailable",
+    486: "busy",
+    600: "busy",
+    487: "cancelled",
+    603: "declined",
+}
+
+
+def call_outcome(status: int) -> str:
+    """The ``sipwire_calls_total`` outcome of a final response to an INVITE."""
+    if status < 300:
+        return "answered"
+    if status < 400:
+        return "redirected"
+    outcome = _CALL_STATUS.get(status)
+    if outcome is not None:
+        return outcome
+    return "failed" if 500 <= status < 600 else "rejected"
+
+
 STORE_OPERATIONS: Final = (
     "get_user",
     "use_nonce_count",
@@ -94,6 +144,7 @@ class LiveSources:
     """Values read when /metrics is scraped (callables, so nothing is copied meanwhile)."""
 
     transactions: Callable[[], int] = lambda: 0
+    proxy_contexts: Callable[[], int] = lambda: 0
     registers_in_flight: Callable[[], int] = lambda: 0
     connections: Callable[[], int] = lambda: 0
     shed: Callable[[], Mapping[str, int]] = field(default=lambda: {})
@@ -108,6 +159,11 @@ class _LiveCollector(Collector):
         sources = self.sources
         yield GaugeMetricFamily(
             "sipwire_transactions", "Transactions in flight.", value=sources.transactions()
+        )
+        yield GaugeMetricFamily(
+            "sipwire_proxy_contexts",
+            "Requests the stateful proxy is forwarding (response contexts).",
+            value=sources.proxy_contexts(),
         )
         yield GaugeMetricFamily(
             "sipwire_registers_in_flight",
@@ -170,6 +226,18 @@ class Metrics:
             "Addresses-of-record with at least one live binding (from the store).",
             registry=registry,
         )
+        calls = Counter(
+            "sipwire_calls",
+            "INVITE requests answered by the proxy, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        self._forwarded_metric = Counter(
+            "sipwire_forwarded_requests",
+            "Requests the proxy sent downstream, by method.",
+            ["method"],
+            registry=registry,
+        )
         self.store_up = Gauge(
             "sipwire_store_up", "1 when the store answered its last check.", registry=registry
         )
@@ -177,6 +245,8 @@ class Metrics:
         self.outcome = {name: registrations.labels(name) for name in OUTCOMES}
         self.auth_failure = {name: auth_failures.labels(name) for name in AUTH_FAILURES}
         self.store_latency = {name: latency.labels(name) for name in STORE_OPERATIONS}
+        self.calls = {name: calls.labels(name) for name in CALL_OUTCOMES}
+        self._forwarded: dict[str, Counter] = {}
         self._requests: dict[str, Counter] = {}
         self._responses: dict[tuple[str, int], Counter] = {}
 
@@ -199,6 +269,22 @@ class Metrics:
             child = self._responses_metric.labels(label, str(status))
             if len(self._responses) < 1024:
                 self._responses[key] = child
+        child.inc()
+
+    def call(self, status: int) -> str:
+        """Count an INVITE answered with ``status``; returns its outcome."""
+        outcome = call_outcome(status)
+        self.calls[outcome].inc()
+        return outcome
+
+    def forwarded(self, method: str) -> None:
+        """Count a request sent downstream."""
+        child = self._forwarded.get(method)
+        if child is None:
+            label = method if method in KNOWN_METHODS else "other"
+            child = self._forwarded_metric.labels(label)
+            if label != "other" or len(self._forwarded) < 64:
+                self._forwarded[method] = child
         child.inc()
 
     def render(self) -> bytes:

@@ -11,7 +11,9 @@ the store, the TLS certificate when a tls or wss listener needs one (the
 configured one, or a self-signed one made in the data directory on first
 start), the SIP listeners (a TransportError when an address is taken or not
 local), the registrar policy for the configured domains (default:
-``localhost`` and every address listened on), the HTTP responder, and the
+``localhost`` and every address listened on), the proxy role (unless
+``proxy`` is off: routes, the Python hook, stateful or stateless; its
+flow-token key from the store), the HTTP responder, and the
 housekeeping tasks (``store.purge`` every minute; the registered-AOR gauge
 and the store's health every 15 seconds).
 
@@ -33,7 +35,7 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 
@@ -43,21 +45,26 @@ from sipwire.aio.limits import default_limits
 from sipwire.aio.listen import ListenSpec, advertised_host
 from sipwire.aio.transport_base import TransportConfig
 from sipwire.auth.nonce import NonceIssuer
-from sipwire.server.config import ServerConfig, default_domains
+from sipwire.server.config import ConfigError, ServerConfig, default_domains
 from sipwire.server.http import HttpServer
 from sipwire.server.metrics import Metrics
+from sipwire.server.proxy import ProxyRole, proxy_policy, routing_table
 from sipwire.server.registrar import FlowKeeper, RegistrarRole, RegistrarSettings
 from sipwire.server.tls import CertificateError, ensure_certificate, server_context
 from sipwire.server.tu import ServerCore
+from sipwire.server.workers import WorkerChannel, worker_node
 from sipwire.store import LocationStore, StoreUnavailable, open_store
 from sipwire.transaction.admission import AdmissionConfig
 
-__all__ = ["ServeError", "ServeStats", "Server", "run_serve"]
+__all__ = ["ServeError", "ServeStats", "Server", "prepare_shared", "run_serve"]
 
 log = logging.getLogger("sipwire.serve")
 
 NONCE_SECRET = "nonce"
 """Name of the nonce-signing secret in the store (``LocationStore.secret``)."""
+FLOW_SECRET = "flow"
+"""Name of the key of the proxy's flow tokens in Record-Route (RFC 5626 §5.3), shared
+by the nodes of one store so that any of them can read another's tokens."""
 CHECK_INTERVAL = 15.0
 """Seconds between two refreshes of the registered-AOR gauge and the store's health."""
 MAX_COUNTED_AORS = 100_000
@@ -76,10 +83,12 @@ class ServeStats:
 
     registrations: dict[str, int] = field(default_factory=dict)
     """REGISTERs answered, by outcome."""
+    calls: dict[str, int] = field(default_factory=dict)
+    """INVITEs the proxy answered, by outcome."""
 
 
 class Server:
-    """The registrar server: store, SIP endpoint with its transaction user, HTTP."""
+    """The server: store, SIP endpoint with its transaction user (registrar and proxy), HTTP."""
 
     def __init__(self, config: ServerConfig, *, trace: Trace | None = None) -> None:
         self.config = config
@@ -87,10 +96,15 @@ class Server:
         self.metrics = Metrics()
         self.node = config.node or f"{socket.gethostname()}-{secrets.token_hex(3)}"
         """This node's name in the bindings it takes (a flow is only usable on it)."""
+        if config.workers > 1:
+            self.node = worker_node(self.node, config.worker)
+        self.channel: WorkerChannel | None = None
+        """The channel to the other worker processes (``--workers``)."""
         self.store: LocationStore | None = None
         self.endpoint: Endpoint | None = None
         self.core: ServerCore | None = None
         self.registrar: RegistrarRole | None = None
+        self.proxy: ProxyRole | None = None
         self.http: HttpServer | None = None
         self.listeners: list[ListenSpec] = []
         """The bound SIP listeners (port 0 in the configuration replaced by the real one)."""
@@ -134,10 +148,18 @@ class Server:
         self.store = await self._open_store()
         secret = await self.store.secret(NONCE_SECRET)
         tls = self._tls_context()
+        shared = config.workers > 1
         endpoint = Endpoint(
-            transport=TransportConfig(tls_server_context=tls), limits=self._limits()
+            transport=TransportConfig(tls_server_context=tls, reuse_port=shared),
+            limits=self._limits(),
         )
         self.endpoint = endpoint
+        if shared:
+            base = config.node or self.node
+            self.channel = WorkerChannel(
+                endpoint, config.worker, config.channel, config.channel_fd, base
+            )
+            await self.channel.open()
         if self.trace is not None:
             endpoint.trace = self.trace
         for spec in config.listen:
@@ -167,12 +189,18 @@ class Server:
         registrar = RegistrarRole(core, self.store, policy, issuer, settings, flows=flows)
         core.roles["REGISTER"] = registrar
         self.core, self.registrar = core, registrar
+        if config.proxy:
+            self.proxy = await self._proxy(endpoint, issuer, policy.extensions)
+            core.use_proxy(self.proxy)
         endpoint.tu = core
         self._watch(endpoint, registrar)
         if config.http is not None:
             self.http = HttpServer(self.metrics, self.healthy)
+            host, port = config.http
+            if shared and port:
+                port += config.worker  # one /metrics per worker
             try:
-                self.http_address = await self.http.start(*config.http)
+                self.http_address = await self.http.start(host, port)
             except OSError as exc:
                 host, port = config.http
                 raise ServeError(
@@ -182,6 +210,34 @@ class Server:
             asyncio.ensure_future(registrar.maintain()),
             asyncio.ensure_future(self._check_store_forever()),
         ]
+
+    async def _proxy(
+        self, endpoint: Endpoint, issuer: NonceIssuer, extensions: Iterable[str]
+    ) -> ProxyRole:
+        config = self.config
+        assert self.store is not None
+        try:
+            table = routing_table(config, self.domains)
+            policy = proxy_policy(
+                config,
+                self.listeners,
+                node=self.node,
+                flow_secret=await self.store.secret(FLOW_SECRET),
+                extensions=extensions,
+            )
+        except ConfigError as exc:
+            raise ServeError(str(exc)) from None
+        return ProxyRole(
+            endpoint,
+            self.store,
+            policy,
+            table,
+            issuer,
+            metrics=self.metrics,
+            stateless=config.stateless,
+            store_timeout=config.store_timeout,
+            workers=self.channel,
+        )
 
     async def _open_store(self) -> LocationStore:
         config = self.config
@@ -230,6 +286,9 @@ class Server:
         """What /metrics reads when scraped."""
         live = self.metrics.live
         live.transactions = endpoint.transactions.__len__
+        proxy = self.proxy
+        if proxy is not None:
+            live.proxy_contexts = lambda: proxy.contexts
         live.registers_in_flight = lambda: registrar.in_flight
         live.connections = lambda: endpoint.transport.connection_count
 
@@ -299,10 +358,14 @@ class Server:
             task.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=2.0)
+        if self.proxy is not None:
+            await self.proxy.close()
         if self.endpoint is not None:
             self.endpoint.pump()
             await self.endpoint.drain(1.0)
             await self.endpoint.close()
+        if self.channel is not None:
+            self.channel.close()
         if self.http is not None:
             await self.http.close()
         if self.store is not None:
@@ -311,7 +374,20 @@ class Server:
 
     def stats(self) -> ServeStats:
         counts = dict(self.registrar.counts) if self.registrar is not None else {}
-        return ServeStats(registrations=counts)
+        calls = dict(self.proxy.calls) if self.proxy is not None else {}
+        return ServeStats(registrations=counts, calls=calls)
+
+
+async def prepare_shared(config: ServerConfig) -> None:
+    """What worker processes share, made once before they start (``--workers``): the
+    store's schema and its secrets (two workers making them at once could disagree)."""
+    server = Server(config)
+    store = await server._open_store()
+    try:
+        await store.secret(NONCE_SECRET)
+        await store.secret(FLOW_SECRET)
+    finally:
+        await store.close()
 
 
 async def run_serve(

@@ -20,12 +20,19 @@ anything else                             501 Not Implemented, with Allow (check
                                           a proxy first: 483, 420, 416, 400)
 ========================================  ============================================
 
-The proxy, when it comes, is a second role: it claims the requests that
-fall to the last two rows today (and OPTIONS for users), and nothing above
-changes. Roles answer through :meth:`ServerCore.respond`, which counts the
-response and sends it through the transaction (the layer adds our Server
-header to every response); a role that answers later (after awaiting the
-store) calls ``pump`` after it.
+With the proxy (``proxy.py``, the default), the proxy takes every request
+the registrar does not: ACKs, CANCELs, OPTIONS for users or with a Route,
+requests with a To tag and all other methods (it validates them as §16.3
+says, and answers or forwards them); and every response and transaction
+event, since the client transactions are its own. The server's OPTIONS
+then lists the proxy's methods in Allow. Without it (``--no-proxy``), the
+table above is the whole story.
+
+Roles answer through :meth:`ServerCore.respond`, which counts the response
+and sends it through the transaction with our Server header (added by the
+layer to every response; with the proxy, which forwards responses that are
+not ours, by ``respond`` alone); a role that answers later (after awaiting
+the store) calls ``pump`` after it.
 
 Every final response carries a To tag (§8.2.6.2), derived from the request
 (``derived_to_tag``: its Call-ID, From tag and branch), so no random source
@@ -40,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Final, Protocol
 
 from sipwire.errors import ParseError
@@ -55,13 +63,13 @@ from sipwire.transaction.events import (
 from sipwire.transaction.layer import TransactionLayer
 from sipwire.transaction.server import ServerTransaction
 
-__all__ = ["ALLOW", "RequestRole", "ServerCore"]
+__all__ = ["ALLOW", "ProxyHandler", "RequestRole", "ServerCore"]
 
 log = logging.getLogger("sipwire.server")
 
 ALLOW: Final = ("REGISTER", "OPTIONS", "ACK", "CANCEL")
 """Methods this server implements today (the Allow header)."""
-NOT_IMPLEMENTED: Final = "Not Implemented - this server is a registrar (no proxy yet)"
+NOT_IMPLEMENTED: Final = "Not Implemented - this server is a registrar only"
 
 
 class RequestRole(Protocol):
@@ -69,6 +77,19 @@ class RequestRole(Protocol):
     answers it through ``ServerCore.respond`` (now or later)."""
 
     def __call__(self, request: Request, tx: ServerTransaction, now: float) -> None: ...
+
+
+class ProxyHandler(Protocol):
+    """The proxy role as the core sees it: a transaction user of its own."""
+
+    @property
+    def allow(self) -> tuple[str, ...]: ...
+
+    def handle(self, event: Event, now: float) -> None: ...
+
+    def next_timer(self) -> float | None: ...
+
+    def handle_timer(self, now: float) -> None: ...
 
 
 class ServerCore:
@@ -96,6 +117,8 @@ class ServerCore:
         """Sends what a late answer queued (``Endpoint.pump``; set by the server)."""
         self.now: Callable[[], float] = lambda: 0.0
         """The clock of the transaction layer (``Endpoint.now``; set by the server)."""
+        self.proxy: ProxyHandler | None = None
+        """The proxy role, if any (see the module docstring): ``use_proxy``."""
         self._allow = ", ".join(ALLOW)
         self._options_policy = Policy(
             role=Role.UAS,
@@ -105,6 +128,17 @@ class ServerCore:
         )
         self._proxy_policy = Policy(role=Role.PROXY, extensions=extensions)
 
+    def use_proxy(self, proxy: ProxyHandler) -> None:
+        """Hand what the registrar does not take to ``proxy`` (see the module docstring)."""
+        self.proxy = proxy
+        # A proxy adds no Server header to the responses it forwards (nor to those of
+        # its own it sends through its transactions): only the server's answers get it.
+        self.layer.response_headers = ()
+        allow = list(ALLOW)
+        allow += [method for method in proxy.allow if method not in allow]
+        self._allow = ", ".join(allow)
+        self._options_policy = replace(self._options_policy, methods=frozenset(allow))
+
     # -- the transaction user protocol ---------------------------------------------------
     def handle(self, event: Event, now: float) -> None:
         """One event of the transaction layer."""
@@ -113,24 +147,31 @@ class ServerCore:
             self.metrics.request(request.method)
             tx = event.transaction
             if tx is None:
-                return  # an ACK for a 2xx (we send none), or a request the layer could not hold
+                # An ACK for a 2xx: the proxy routes it end to end; else there is no 2xx
+                # of ours it could acknowledge.
+                if self.proxy is not None:
+                    self.proxy.handle(event, now)
+                return
             assert isinstance(tx, ServerTransaction)
             try:
-                self._dispatch(request, tx, now)
+                self._dispatch(event, request, tx, now)
             except ParseError as exc:
                 # A header that only broke when a role read it: 400, never an escape.
                 if not tx.final_sent:
                     reason = f"Bad Request - {exc.reason}"[:150]
                     with contextlib.suppress(ParseError):  # the tag's headers broke too
                         self.respond(tx, self.reply(request, 400, reason), now)
+        elif self.proxy is not None:
+            self.proxy.handle(event, now)  # its client transactions, its server ones ending
         elif type(event) is TransactionTimedOut:
             log.debug("transaction gave up: %s (%s)", event.transaction, event.reason)
 
     def next_timer(self) -> float | None:
-        return None
+        return None if self.proxy is None else self.proxy.next_timer()
 
     def handle_timer(self, now: float) -> None:
-        pass
+        if self.proxy is not None:
+            self.proxy.handle_timer(now)
 
     # -- answering -----------------------------------------------------------------------
     def respond(self, tx: ServerTransaction, response: Response, now: float | None = None) -> bool:
@@ -142,6 +183,8 @@ class ServerCore:
         status = response.status
         if status >= 200:
             self.metrics.response(tx.method, status)
+        if self.proxy is not None:
+            response.headers.add("Server", self.user_agent)
         return self.layer.respond(tx, response, self.now() if now is None else now)
 
     def reply(
@@ -155,11 +198,19 @@ class ServerCore:
         return request.reply(status, reason, headers, to_tag=derived_to_tag(request))
 
     # -- dispatch ------------------------------------------------------------------------
-    def _dispatch(self, request: Request, tx: ServerTransaction, now: float) -> None:
+    def _dispatch(
+        self, event: RequestReceived, request: Request, tx: ServerTransaction, now: float
+    ) -> None:
         method = request.method
         role = self.roles.get(method)
         if role is not None:
             role(request, tx, now)
+            return
+        if self.proxy is not None:
+            if method == "OPTIONS" and _for_server(request) and not request.route:
+                self._options(request, tx, now)
+            else:
+                self.proxy.handle(event, now)
             return
         if method == "CANCEL":
             # §9.2: "If the UAS did not find a matching transaction for the CANCEL
