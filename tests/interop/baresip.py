@@ -187,6 +187,9 @@ class Baresip:
         contacts: URIs :meth:`message` will address (see the module docstring).
         audio_file: a 16-bit PCM WAV to send instead of a 440 Hz sine; it must
             last longer than the calls (baresip stops the source at its end).
+        dump_dir: where baresip's ``sndfile`` module writes the audio of each
+            call as WAV files, what it decoded in ``*-dec.wav`` (baresip's
+            only way to record without a sound card).
         sip_trace: print every SIP message in the log (``-s``).
         account_params: more ``;name=value`` account parameters, verbatim.
     """
@@ -207,6 +210,7 @@ class Baresip:
         ctrl_port: int | None = None,
         contacts: Sequence[str] = (),
         audio_file: Path | None = None,
+        dump_dir: Path | None = None,
         sip_trace: bool = True,
         account_params: str = "",
     ) -> None:
@@ -226,6 +230,7 @@ class Baresip:
         if self.ctrl_port in (self.port, self.port + 1):
             raise ValueError(f"ctrl_port {self.ctrl_port}: baresip's SIP listens there")
         self.audio_file = audio_file
+        self.dump_dir = dump_dir
         self.sip_trace = sip_trace
         self.account_params = account_params
         self.log_path = workdir / "baresip.log"
@@ -416,6 +421,9 @@ class Baresip:
         ]
         if module_path is not None:
             lines.append(f"module_path\t\t{module_path}")
+        if self.dump_dir is not None:
+            self.dump_dir.mkdir(parents=True, exist_ok=True)
+            lines += ["module\t\t\tsndfile.so", f"snd_path\t\t{self.dump_dir}"]
         lines += [
             "module\t\t\tstdio.so",
             "module\t\t\tg711.so",

@@ -1,6 +1,7 @@
 """Audio between sipwire and baresip (Debian baresip-core, no sound card): baresip's
 ``ausine`` tone and ``aufile`` file recorded by sipwire and found by FFT, and
-sipwire's tone received by baresip, as its RTCP receiver reports say."""
+sipwire's tone received by baresip, as its RTCP receiver reports say and as the FFT
+finds in what baresip decoded (its ``sndfile`` dump)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sipwire import Call, RtpConfig, UserAgent, read_wav, tone
@@ -83,3 +85,28 @@ async def test_baresip_plays_a_file_to_sipwire_which_records_it(tmp_path: Path) 
     pcm = read_wav(recording)
     assert len(pcm) > 8000
     assert abs(peak_frequency(pcm) - 1000.0) < 10.0
+
+
+async def test_baresip_records_sipwires_tone(tmp_path: Path) -> None:
+    """sipwire plays 1 kHz; baresip's ``sndfile`` module writes what it decoded to a
+    WAV file, where the FFT must find the tone."""
+    dumps = tmp_path / "dumps"
+    with Baresip(tmp_path / "bob", user="bob", auto_answer=True, dump_dir=dumps) as bob:
+        async with UserAgent("sip:alice@127.0.0.1") as ua:
+            call = await ua.call(bob.sip_uri, timeout=10)
+            await asyncio.to_thread(bob.wait_event, "CALL_ESTABLISHED")
+            await call.play_tone(1000.0, 2.0)
+            await call.hangup()
+            await asyncio.to_thread(bob.wait_event, "CALL_CLOSED")
+    decoded = sorted(dumps.glob("*dec*.wav"))
+    assert decoded, sorted(p.name for p in dumps.iterdir())
+    with wave.open(str(decoded[0]), "rb") as wav:
+        rate, channels = wav.getframerate(), wav.getnchannels()
+        frames = wav.readframes(wav.getnframes())
+    samples = np.frombuffer(frames, dtype="<i2").reshape(-1, channels)[:, 0]
+    assert samples.size > rate  # more than a second of it
+    loud = samples[np.abs(samples) > 1000]
+    assert loud.size > rate // 2, "baresip decoded silence"
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64) * np.hanning(samples.size)))
+    peak = float(np.fft.rfftfreq(samples.size, 1 / rate)[int(np.argmax(spectrum))])
+    assert abs(peak - 1000.0) < 10.0, peak
