@@ -142,3 +142,17 @@ def test_random_bytes_never_raise(data: bytes) -> None:
     _, b = pair("AES_CM_128_HMAC_SHA1_80")
     assert b.unprotect(data) is None
     assert b.unprotect_rtcp(data) is None
+
+
+def test_a_rekeyed_stream_carries_the_counters_on() -> None:
+    suite = "AES_CM_128_HMAC_SHA1_80"
+    a, b = pair(suite)
+    wire = a.protect(rtp(1))
+    assert wire is not None and b.unprotect(wire) is not None
+    new_a, new_b = key("a2", KEY_SALT[suite]), key("b2", KEY_SALT[suite])
+    rekeyed = SrtpStream(suite, new_b, new_a, counters=b.counters)
+    assert rekeyed.unprotect(wire) is None  # the old key's packet fails under the new key
+    fresh = SrtpStream(suite, new_a, new_b).protect(rtp(2))
+    assert fresh is not None and rekeyed.unprotect(fresh) is not None
+    assert rekeyed.counters is b.counters
+    assert (b.counters.unprotected, b.counters.auth_failures) == (2, 1)

@@ -530,6 +530,8 @@ class UserAgent(IncomingCallsMixin, RegistrationsMixin, SubscriptionsMixin, Tran
         """
         core = self._core()
         media = self._new_media()
+        if isinstance(media, CallMedia):
+            media.signalling_target = target  # SDES keys only over TLS (sips:)
         try:
             session = core.invite(target, media, self._now(), headers=list(headers))
         except BaseException:

@@ -8,9 +8,10 @@ an unacceptable offer or answer becomes :class:`MediaError` (488).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final
+from typing import Final, Literal
 
 from sipwire.core.media import MediaError
 from sipwire.sdp import (
@@ -20,6 +21,7 @@ from sipwire.sdp import (
     OfferAnswer,
     OfferAnswerError,
     RtpParameters,
+    SdesOfferAnswer,
     SdpError,
     parse_sdp,
     rtp_parameters,
@@ -43,6 +45,24 @@ class MediaConfig:
     username: str = "sipwire"
     rtcp_mux: bool = False
     """Offer RTP and RTCP on one port (RFC 5761) and accept it when offered."""
+    srtp: Literal["off", "preferred", "required"] = "off"
+    """SDES-SRTP (RFC 3711, RFC 4568): ``"required"`` offers RTP/SAVP and refuses
+    plain RTP (488); ``"preferred"`` offers RTP/AVP carrying ``a=crypto`` lines
+    (best effort: SRTP when the peer answers with a crypto line, plain RTP
+    otherwise) and answers offered crypto with SRTP; ``"off"``: plain RTP only.
+    Keys are made by the media edge (a :class:`~sipwire.UserAgent` carrying
+    audio): an ``SdpMedia`` given no ``key_source`` negotiates plain RTP."""
+    srtp_suites: tuple[str, ...] = (
+        "AES_CM_128_HMAC_SHA1_80",
+        "AES_CM_128_HMAC_SHA1_32",
+        "AEAD_AES_128_GCM",
+    )
+    """Crypto suites offered and accepted, in order of preference."""
+    srtp_insecure_signalling: bool = False
+    """Send SDES keys over signalling that is not TLS (sips:, transport=tls/wss):
+    anyone who sees the SIP then has the media keys. Off: such calls fail with
+    ``"required"`` and go without SRTP with ``"preferred"`` (a warning is logged
+    either way)."""
 
 
 def codecs_by_name(names: tuple[str, ...]) -> tuple[Codec, ...]:
@@ -78,21 +98,40 @@ class SdpMedia:
         audio_port: int,
         video_port: int | None = None,
         session_id: int = 1,
+        key_source: Callable[[int], bytes] | None = None,
     ) -> None:
         self.config = config
-        self.negotiator = OfferAnswer(
-            address,
-            audio_port,
-            video_port=video_port if config.video_codecs else None,
-            audio_codecs=codecs_by_name(config.codecs),
-            video_codecs=codecs_by_name(config.video_codecs) if config.video_codecs else (),
-            session_name=config.session_name,
-            username=config.username,
-            session_id=session_id,
-            rtcp_mux=config.rtcp_mux,
-        )
+        self._address = address
+        self._audio_port = audio_port
+        self._video_port = video_port
+        self._session_id = session_id
+        self.negotiator: OfferAnswer = self._negotiator(key_source)
         self.remote: bytes | None = None
         """The last description the peer sent."""
+
+    def _negotiator(self, key_source: Callable[[int], bytes] | None) -> OfferAnswer:
+        """The offer/answer negotiator: with SDES-SRTP when the config asks for it and
+        ``key_source`` (n random bytes) can make keys, else plain RTP."""
+        config = self.config
+        options: dict[str, object] = {
+            "video_port": self._video_port if config.video_codecs else None,
+            "audio_codecs": codecs_by_name(config.codecs),
+            "video_codecs": codecs_by_name(config.video_codecs) if config.video_codecs else (),
+            "session_name": config.session_name,
+            "username": config.username,
+            "session_id": self._session_id,
+            "rtcp_mux": config.rtcp_mux,
+        }
+        if config.srtp != "off" and key_source is not None:
+            return SdesOfferAnswer(
+                self._address,
+                self._audio_port,
+                mode=config.srtp,
+                suites=config.srtp_suites,
+                key_source=key_source,
+                **options,
+            )
+        return OfferAnswer(self._address, self._audio_port, **options)  # type: ignore[arg-type]
 
     @property
     def on_hold(self) -> bool:

@@ -70,6 +70,7 @@ class SrtpStream:
     ``local_key``/``remote_key`` are the master key followed by the master salt
     (``CryptoAttribute.key_salt``) of our line and of the peer's; ``suite`` is
     the crypto suite both lines name. RTP and RTCP share the keys (§4.3).
+    ``counters`` may be carried over from the stream this one re-keys.
     """
 
     __slots__ = ("_inbound", "_outbound", "counters", "suite")
@@ -81,6 +82,7 @@ class SrtpStream:
         remote_key: bytes,
         *,
         window_size: int = REPLAY_WINDOW,
+        counters: SrtpCounters | None = None,
     ) -> None:
         if suite not in PROFILES:
             raise MediaError(f"no SRTP profile for crypto suite {suite!r}")
@@ -91,7 +93,8 @@ class SrtpStream:
                     f"SRTP key: {len(key)} bytes of key and salt, {suite} needs {length}"
                 )
         self.suite = suite
-        self.counters = SrtpCounters()
+        self.counters = SrtpCounters() if counters is None else counters
+        """Shared with the stream this one re-keys, when given: a call's totals."""
         self._outbound = pylibsrtp.Session(
             _policy(local_key, profile, pylibsrtp.Policy.SSRC_ANY_OUTBOUND, window_size)
         )

@@ -237,6 +237,8 @@ class OpusCodec:
     """Bits per second asked of the encoder (``maxaveragebitrate`` of the peer caps it)."""
     packet_loss: int = 10
     """Expected loss in percent, for which libopus sizes its in-band FEC."""
+    fec: bool = True
+    """Send in-band FEC (the peer's ``useinbandfec=1`` says its decoder uses it)."""
 
     def frame_samples(self, ptime: int) -> int:
         return self.sample_rate * ptime // 1000
@@ -249,7 +251,11 @@ class OpusCodec:
             "libopus",
             self.sample_rate,
             bit_rate=self.bit_rate,
-            options={"application": "voip", "fec": "1", "packet_loss": str(self.packet_loss)},
+            options={
+                "application": "voip",
+                "fec": "1" if self.fec else "0",
+                "packet_loss": str(self.packet_loss) if self.fec else "0",
+            },
         )
 
     def decoder(self) -> AvDecoder:

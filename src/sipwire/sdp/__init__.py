@@ -23,6 +23,7 @@ from sipwire.sdp.codecs import (
     fmtp_params,
     media_codecs,
 )
+from sipwire.sdp.negotiation import SrtpKeys
 from sipwire.sdp.offer_answer import (
     GlareError,
     NegotiatedStream,
@@ -32,6 +33,7 @@ from sipwire.sdp.offer_answer import (
 )
 from sipwire.sdp.parser import parse_sdp
 from sipwire.sdp.rtp_params import RtpParameters, rtp_parameters
+from sipwire.sdp.sdes import SdesOfferAnswer, SrtpMode
 from sipwire.sdp.session import (
     Attribute,
     Bandwidth,
@@ -85,6 +87,10 @@ __all__ = [
     "OfferAnswer",
     "OfferAnswerError",
     "OfferAnswerState",
+    # SDES-SRTP (RFC 4568)
+    "SdesOfferAnswer",
+    "SrtpKeys",
+    "SrtpMode",
     # RTP transport parameters
     "RtpParameters",
     "rtp_parameters",

@@ -18,6 +18,7 @@ __all__ = [
     "NegotiatedStream",
     "OfferAnswerError",
     "OfferAnswerState",
+    "SrtpKeys",
 ]
 
 _NO_MEDIA_ADDRESSES = frozenset({"0.0.0.0", "::"})
@@ -78,6 +79,24 @@ class NegotiatedStream:
     rejected: bool
     codecs: tuple[Codec, ...] = ()
     """Every codec both sides accepted (telephone-event included), in answer order."""
+    srtp: SrtpKeys | None = None
+    """The SDES keys agreed for SRTP (RFC 4568), None for plain RTP."""
+
+
+@dataclass(frozen=True, slots=True)
+class SrtpKeys:
+    """What SRTP needs of an SDES agreement (RFC 4568 §6.1): the crypto suite,
+    the tag of the ``a=crypto`` line, and the master key + salt of each direction."""
+
+    suite: str
+    tag: int
+    local_key: bytes
+    """Key and salt we protect what we send with (our line's)."""
+    remote_key: bytes
+    """Key and salt the peer protects what it sends with (its line's)."""
+
+    def __repr__(self) -> str:  # keys stay out of logs and tracebacks
+        return f"SrtpKeys({self.suite}, tag={self.tag})"
 
 
 @dataclass(slots=True)
@@ -240,4 +259,5 @@ def _with_local_port(result: NegotiatedStream, port: int) -> NegotiatedStream:
         result.direction,
         result.rejected,
         result.codecs,
+        result.srtp,
     )

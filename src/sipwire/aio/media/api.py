@@ -67,8 +67,10 @@ class CallAudioMixin:
         return media
 
     def _rate(self) -> int:
-        params = self._media().stream.params
-        return params.codec.sample_rate if params is not None else 8000
+        """The call's audio rate (``RtpConfig.sample_rate``, or the first codec's)."""
+        stream = self._media().stream
+        params = stream.params
+        return stream.audio_rate(params.codec.sample_rate if params is not None else 8000)
 
     # -- sending --------------------------------------------------------------------------------
     async def play(self, source: str | Frame | bytes) -> None:

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from sipwire.aio.media.transform import PacketTransform
     from sipwire.core.session import InviteSession
     from sipwire.media.codecs import CodecRegistry
+    from sipwire.media.srtp import SrtpCounters
     from sipwire.sdp import NegotiatedStream
 
 __all__ = ["DtmfReceived", "MediaStats", "MediaTimeout", "RtpConfig"]
@@ -58,8 +59,14 @@ class RtpConfig:
     codecs: CodecRegistry | None = None
     """Encoders and decoders by payload format; None: PCMU, PCMA and telephone-event."""
     transform: Callable[[NegotiatedStream], PacketTransform] | None = None
-    """The transform stage between packets and the socket for a negotiated stream
-    (SRTP goes here); None: packets go out as they are."""
+    """A transform stage of one's own between packets and the socket, for a
+    negotiated stream without SDES keys (streams with keys always get SRTP,
+    ``MediaConfig.srtp``); None: packets go out as they are."""
+    sample_rate: int | None = None
+    """The application's audio rate (``play()``, ``send_audio()``, ``audio()``,
+    ``record()``), resampled to and from each codec's with libsoxr; None: the
+    rate of the first codec agreed in the call (8000 for G.711, 16000 for G.722,
+    48000 for Opus). A codec changed by a re-INVITE keeps the call's rate."""
     dtmf_method: Literal["auto", "rfc4733", "info"] = "auto"
     """``send_dtmf``: RFC 4733 when telephone-event was negotiated (auto), or always one."""
 
@@ -102,6 +109,11 @@ class MediaStats:
     """Datagrams dropped: malformed, unknown payload type, failed transform (auth)."""
     remote_address: tuple[str, int] | None
     """Where RTP goes: the latched source or the SDP's address."""
+    srtp_suite: str | None = None
+    """The SRTP crypto suite in use (``AES_CM_128_HMAC_SHA1_80`` ...), None: plain RTP."""
+    srtp: SrtpCounters | None = None
+    """What SRTP did over the call (every key): packets protected and passed, and
+    those dropped as authentication failures, replays or malformed; None: plain RTP."""
 
     @property
     def loss(self) -> float:
@@ -116,11 +128,18 @@ class MediaStats:
             if self.remote_packets_lost is None
             else f", peer lost {self.remote_packets_lost} of ours"
         )
+        srtp = self.srtp
+        secure = (
+            ""
+            if srtp is None
+            else f", SRTP {self.srtp_suite}: {srtp.auth_failures} auth failures, "
+            f"{srtp.replays} replays"
+        )
         return (
             f"media {self.codec or '-'}: sent {self.packets_sent} packets, "
             f"received {self.packets_received}, lost {max(self.packets_lost, 0)} "
             f"({self.loss * 100:.1f} %), jitter {self.jitter * 1000:.1f} ms, rtt {rtt}, "
-            f"concealed {self.concealed}{theirs}"
+            f"concealed {self.concealed}{theirs}{secure}"
         )
 
 

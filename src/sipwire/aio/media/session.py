@@ -31,13 +31,15 @@ from sipwire.aio.media.audio import StreamResampler
 from sipwire.aio.media.config import DtmfReceived, MediaStats, MediaTimeout, RtpConfig
 from sipwire.aio.media.ports import PortAllocator, RtpSockets
 from sipwire.aio.media.stream import AudioStream, StreamParams
-from sipwire.aio.media.transform import PLAIN
+from sipwire.aio.media.transform import PLAIN, PacketTransform, SrtpTransform
 from sipwire.core.events import CallStateChanged, InDialogRequest, MediaChanged
+from sipwire.core.media import MediaError
 from sipwire.core.sdp_media import MediaConfig, SdpMedia
 from sipwire.core.session import CallState
 from sipwire.media.codecs import Codec, CodecRegistry, default_registry, is_codec, negotiate_ptime
+from sipwire.media.wideband import OpusCodec, register_wideband
 from sipwire.message import Request
-from sipwire.sdp import NegotiatedStream
+from sipwire.sdp import NegotiatedStream, SdesOfferAnswer, fmtp_params
 
 if TYPE_CHECKING:
     from sipwire.core.session import InviteSession
@@ -49,6 +51,8 @@ __all__ = [
     "MediaManager",
     "MediaStarted",
     "relayed_digit",
+    "secure_target",
+    "tuned",
 ]
 
 log = logging.getLogger("sipwire.media")
@@ -58,6 +62,17 @@ ORPHAN_AFTER: Final = 32.0
 """Seconds after which media that no session took (an INVITE refused before it
 became a call, 400 or 422) is released."""
 _UP: Final = frozenset({CallState.ACCEPTED, CallState.CONFIRMED})
+_SECURE_TRANSPORTS: Final = frozenset({"tls", "wss"})
+
+
+def secure_target(target: str) -> bool:
+    """Whether a call to ``target`` goes over TLS: a ``sips:`` URI, or
+    ``transport=tls`` (or ``wss``) in its parameters."""
+    text = target.strip().strip("<>").lower()
+    if text.startswith("sips:"):
+        return True
+    params = text.split("?", 1)[0].split(";")[1:]
+    return any(p.strip() in ("transport=tls", "transport=wss") for p in params)
 
 
 @dataclass(slots=True, eq=False)
@@ -94,7 +109,7 @@ class CallMedia(SdpMedia):
         address: str,
         port: int,
     ) -> None:
-        super().__init__(config, address=address, audio_port=port)
+        super().__init__(config, address=address, audio_port=port, key_source=secrets.token_bytes)
         self.manager = manager
         self.sockets = sockets
         self.stream = stream
@@ -105,6 +120,69 @@ class CallMedia(SdpMedia):
         self.resampler: StreamResampler | None = None
         """The resampler of ``send_audio()`` frames at another rate than the codec's."""
         self._applied: NegotiatedStream | None = None
+        self.signalling_target: str | None = None
+        """The URI our INVITE goes to (set before the offer of a call we make)."""
+        self._signalling_checked = config.srtp == "off"
+
+    # -- SDES keys and the signalling that carries them -----------------------------------------
+    def _secure_signalling(self) -> bool:
+        if self.signalling_target is not None:
+            return secure_target(self.signalling_target)
+        session = self.session
+        return session is not None and session.transport.lower() in _SECURE_TRANSPORTS
+
+    def _check_signalling(self) -> None:
+        """Before the first offer or answer: SDES keys go only over TLS signalling,
+        unless ``MediaConfig.srtp_insecure_signalling`` says otherwise."""
+        if self._signalling_checked:
+            return
+        self._signalling_checked = True
+        config = self.config
+        if self._secure_signalling():
+            return
+        if config.srtp_insecure_signalling:
+            log.warning(
+                "SDES-SRTP keys go over unencrypted signalling (srtp_insecure_signalling): "
+                "whoever sees the SIP messages can decrypt the media"
+            )
+            return
+        if config.srtp == "required":
+            log.warning("SRTP is required but the signalling is not TLS: no keys sent")
+            raise MediaError("SRTP required: SDES keys are sent only over TLS (sips:)", 488)
+        log.warning("SRTP not offered or accepted: the signalling is not TLS (sips:)")
+        self.negotiator = self._negotiator(None)
+
+    def create_offer(self) -> bytes:
+        """Our offer (SDES keys only over TLS signalling: :meth:`_check_signalling`)."""
+        self._check_signalling()
+        return super().create_offer()
+
+    def receive_offer(self, body: bytes) -> bytes:
+        """Our answer to the peer's offer (keys only over TLS, as for offers)."""
+        self._check_signalling()
+        return super().receive_offer(body)
+
+    def rekey(self) -> bool:
+        """Make the next offer (a re-INVITE) carry new SRTP keys; False without SRTP."""
+        negotiator = self.negotiator
+        if isinstance(negotiator, SdesOfferAnswer):
+            negotiator.rekey()
+            return True
+        return False
+
+    def _transform(self, negotiated: NegotiatedStream) -> PacketTransform:
+        """The transform stage for ``negotiated``: SRTP with its keys (the running one
+        while they are the same), the configured factory's, or plain."""
+        keys = negotiated.srtp
+        current = self.stream.transform
+        if keys is not None:
+            if isinstance(current, SrtpTransform):
+                if current.keys == keys:
+                    return current
+                return SrtpTransform(keys, current.counters)  # a re-key: totals carry on
+            return SrtpTransform(keys)
+        factory = self.manager.config.transform
+        return PLAIN if factory is None else factory(negotiated)
 
     @property
     def closed(self) -> bool:
@@ -128,6 +206,7 @@ class CallMedia(SdpMedia):
         codec = registry.codec(sdp_codec.name, sdp_codec.clock_rate, sdp_codec.channels)
         if codec is None or sdp_codec.payload_type is None:
             return None
+        codec = tuned(codec, sdp_codec.fmtp)
         receive: dict[int, Codec] = {}
         events: set[int] = set()
 
@@ -154,6 +233,13 @@ class CallMedia(SdpMedia):
         for agreed in negotiated.codecs:
             if agreed.payload_type is not None:
                 take(agreed.payload_type, agreed.name, agreed.clock_rate, agreed.channels)
+        previous = self.stream.params
+        if previous is not None:
+            # Packets of the formats agreed before are still on their way (the peer
+            # switches when it has our answer): play them rather than leave a gap.
+            for pt, old_codec in previous.receive.items():
+                if pt not in events:
+                    receive.setdefault(pt, old_codec)
         host = negotiated.remote_address
         port = negotiated.remote_port
         remote = None
@@ -190,8 +276,7 @@ class CallMedia(SdpMedia):
         if negotiated is not None and negotiated != self._applied:
             params = self._params(negotiated)
             if params is not None:
-                factory = self.manager.config.transform
-                stream.configure(params, PLAIN if factory is None else factory(negotiated))
+                stream.configure(params, self._transform(negotiated))
                 self._applied = negotiated
                 if stream.active:
                     self.manager.start_clock()  # the packet time may have changed
@@ -245,6 +330,27 @@ def relayed_digit(request: Request) -> str | None:
     return None
 
 
+def tuned(codec: Codec, fmtp: str | None) -> Codec:
+    """``codec`` as the peer's format parameters ask us to send it.
+
+    Opus (RFC 7587 §6.1): ``maxaveragebitrate`` caps our bit rate,
+    ``useinbandfec=1`` (the peer's decoder uses FEC) turns in-band FEC on, and
+    it is off otherwise; ``stereo=1`` only allows stereo, and mono is sent.
+    Packet times come from ``a=ptime``/``a=maxptime``, not from here.
+    """
+    if not isinstance(codec, OpusCodec):
+        return codec
+    params = fmtp_params(fmtp)
+    bit_rate = codec.bit_rate
+    cap = params.get("maxaveragebitrate", "")
+    if cap.isdigit():
+        bit_rate = max(6000, min(bit_rate, int(cap)))  # RFC 7587: 6000 to 510000
+    fec = params.get("useinbandfec") == "1"
+    if bit_rate == codec.bit_rate and fec == codec.fec:
+        return codec
+    return replace(codec, bit_rate=bit_rate, fec=fec)
+
+
 def _supported(config: MediaConfig, registry: CodecRegistry) -> tuple[str, ...]:
     """The configured codec names this agent can encode (and telephone-event)."""
     names = {fmt.name.lower() for fmt in registry}
@@ -261,9 +367,10 @@ class MediaManager:
 
     def __init__(self, config: RtpConfig, media_config: MediaConfig) -> None:
         self.config = config
-        self.registry = config.codecs or default_registry()
+        self.registry = config.codecs or register_wideband(default_registry())
         codecs = _supported(media_config, self.registry)
-        if not any(self.registry.codec(name, 8000) for name in codecs):
+        audio = {codec.name.lower() for codec in self.registry.codecs()}
+        if not any(name.lower() in audio for name in codecs):
             codecs = ("PCMU", "PCMA", *[c for c in codecs if c.lower() == "telephone-event"])
         self.sdp_config = replace(media_config, codecs=codecs, rtcp_mux=config.rtcp_mux)
         self.allocator = PortAllocator(media_config.rtp_port_min, media_config.rtp_port_max)

@@ -30,16 +30,18 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 import numpy as np
+from numpy.typing import NDArray
 
 from sipwire.aio.media.audio import WavWriter
 from sipwire.aio.media.config import MediaStats, RtpConfig
 from sipwire.aio.media.ports import RtpSockets
+from sipwire.aio.media.rates import RateAdapter
 from sipwire.aio.media.sources import AudioSource, FrameReaders
-from sipwire.aio.media.transform import PLAIN, PacketTransform
+from sipwire.aio.media.transform import PLAIN, PacketTransform, SrtpTransform
 from sipwire.media.codecs import Codec, Decoder, Encoder
 from sipwire.media.dtmf import DtmfDigit, DtmfReceiver, DtmfSender
 from sipwire.media.errors import MediaError, MediaFormatError
@@ -111,7 +113,9 @@ class AudioStream:
         self.sockets = sockets
         self._emit = emit
         self.loop = asyncio.get_running_loop()
-        self.source = AudioSource(round(config.send_buffer * 8000))
+        self.app_rate: int | None = config.sample_rate
+        """The application's audio rate (None until the first codec or use fixes it)."""
+        self.source = AudioSource(round(config.send_buffer * (config.sample_rate or 8000)))
         self.readers = FrameReaders(config.frame_queue)
         self.recorders: list[WavWriter] = []
         self.echo = False
@@ -138,6 +142,8 @@ class AudioStream:
         self._encoder: Encoder | None = None
         self._decoders: dict[int, tuple[Codec, Decoder]] = {}
         self._frame_samples = 160
+        self._app_samples = 160
+        self._rates: RateAdapter | None = None
         self._ts_increment = 160
         self._silence = np.zeros(160, np.int16)
         self._next_send: float | None = None
@@ -196,11 +202,18 @@ class AudioStream:
         self.transform = transform
         self._plain = transform is PLAIN
         codec = params.codec
-        if old is None or old.codec is not codec or old.ptime != params.ptime:
+        if old is None or old.codec != codec or old.ptime != params.ptime:
             self._encoder = codec.encoder()
             self._frame_samples = codec.frame_samples(params.ptime)
             self._ts_increment = codec.timestamp_increment(params.ptime)
-            self._silence = np.zeros(self._frame_samples * codec.channels, np.int16)
+            self._silence = np.zeros(self._frame_samples, np.int16)  # PCM here is mono
+            rates = self._rates
+            if rates is None:
+                rates = RateAdapter(self.audio_rate(codec.sample_rate), codec.sample_rate)
+            elif rates.codec_rate != codec.sample_rate:
+                rates = rates.switch(codec.sample_rate)
+            self._rates = rates
+            self._app_samples = rates.app_samples(self._frame_samples)
         self.rtp.payload_type = params.payload_type
         decoders: dict[int, tuple[Codec, Decoder]] = {}
         for pt, receive_codec in params.receive.items():
@@ -243,6 +256,13 @@ class AudioStream:
                 self._stale = self._latched
             self._latched = None
             self._rtcp_latched = None
+
+    def audio_rate(self, default: int = 8000) -> int:
+        """The application's rate: ``RtpConfig.sample_rate``, else ``default`` at first use."""
+        if self.app_rate is None:
+            self.app_rate = default
+            self.source.buffer_samples = max(1, round(self.config.send_buffer * default))
+        return self.app_rate
 
     def activate(self, now: float) -> None:
         """Start sending (from the next tick) and watching for the peer's packets."""
@@ -304,7 +324,7 @@ class AudioStream:
             self._emit(("timeout", now - self._last_rtp))
 
     def _send_frame(self, params: StreamParams, now: float) -> None:
-        pcm = self.source.pull(self._frame_samples)
+        pcm = self.source.pull(self._app_samples)
         sending = params.sends and (self._latched or params.remote) is not None
         sender = self.dtmf_sender
         if sender is not None and sender.busy:
@@ -319,14 +339,22 @@ class AudioStream:
         if not sending:
             self.rtp.pause(self._ts_increment)
             return
+        rates = self._rates
         if pcm is None:
             if not self.config.send_silence:
                 self.rtp.pause(self._ts_increment)
                 return
             pcm = self._silence
+            if rates is not None and rates.resamples_outgoing:  # the filter's tail, then 0s
+                pcm = rates.outgoing(np.zeros(self._app_samples, np.int16), self._frame_samples)
+        elif rates is not None:
+            pcm = rates.outgoing(pcm, self._frame_samples, self._more)
         assert self._encoder is not None
         packet = self.rtp.packet(self._encoder.encode(pcm), self._ts_increment)
         self._send_rtp(packet, now)
+
+    def _more(self) -> NDArray[np.int16] | None:
+        return self.source.pull(self._app_samples)
 
     def _send_rtp(self, packet: RtpPacket, now: float) -> None:
         params = self.params
@@ -334,6 +362,9 @@ class AudioStream:
         if target is None:
             return
         data = bytes(packet) if self._plain else self.transform.outgoing_rtp(bytes(packet))
+        if data is None:
+            self.send_errors += 1
+            return
         try:
             self.sockets.rtp.sendto(data, target)
         except OSError:
@@ -351,14 +382,20 @@ class AudioStream:
         sock = self.sockets.rtp if params.rtcp_mux else self.sockets.rtcp
         if sock is None:
             return
+        data = self.transform.outgoing_rtcp(report)
+        if data is None:
+            self.send_errors += 1
+            return
         try:
-            sock.sendto(self.transform.outgoing_rtcp(report), target)
+            sock.sendto(data, target)
         except OSError:
             self.send_errors += 1
             return
         self.rtcp_sent += 1
 
     def _deliver(self, frame: Frame) -> None:
+        if self._rates is not None:
+            frame = self._rates.incoming(frame)
         pcm = frame.pcm
         for recorder in self.recorders:
             if recorder.rate == frame.sample_rate and frame.channels == 1:
@@ -521,6 +558,8 @@ class AudioStream:
         clock = params.codec.clock_rate if params is not None else 8000
         jitter_stats = self.jitter.stats if self.jitter is not None else None
         codec = f"{params.codec.name}/{params.codec.clock_rate}" if params is not None else None
+        transform = self.transform
+        srtp = transform if isinstance(transform, SrtpTransform) else None
         return MediaStats(
             codec=codec,
             packets_sent=self.packets_sent,
@@ -541,6 +580,8 @@ class AudioStream:
             rtcp_received=self.rtcp_received,
             dropped=self.dropped,
             remote_address=self.target,
+            srtp_suite=None if srtp is None else srtp.keys.suite,
+            srtp=None if srtp is None else replace(srtp.counters),
         )
 
     def close(self, now: float) -> None:
