@@ -28,7 +28,7 @@ $(DEV_STAMP): pyproject.toml
 
 $(BENCH_STAMP): pyproject.toml
 	@$(BENCH_VENV)/bin/python -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[bench]'
+	$(BENCH_VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[bench,codecs]'
 	@touch $@
 
 sysdeps:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from sipwire import Call, MediaConfig, RtpConfig, UserAgent, read_wav, tone
+from sipwire.errors import RequestFailed
 from tests.aio.media.helpers import band_share, peak_frequency
 from tests.cli.cli_helpers import SIPWIRE, answerer, sipwire, wait_for
 from tests.interop.sipp import free_port
@@ -121,3 +122,65 @@ async def test_call_prints_the_digits_it_receives_and_its_statistics() -> None:
     assert [line for line in lines if line.startswith("DTMF")] == ["DTMF 4", "DTMF *"]
     assert lines[-2].startswith("media PCMU/8000: sent ")
     assert lines[-1].startswith("call to sip:ivr@")
+
+
+@pytest.mark.asyncio
+async def test_answer_codecs_and_srtp_options_reach_the_negotiation(tmp_path: Path) -> None:
+    port = free_port()
+    extra: tuple[str, ...] = ("--echo", "--codecs", "PCMA,telephone-event")
+    extra += ("--srtp", "required", "--srtp-insecure-signalling")
+    with answerer(tmp_path / "answer", f"udp:127.0.0.1:{port}", extra=extra) as server:
+        caller = UserAgent(
+            "sip:caller@127.0.0.1",
+            rtp=RtpConfig(),
+            media=MediaConfig(
+                codecs=("PCMU", "PCMA"),
+                srtp="required",
+                srtp_suites=("AES_CM_128_HMAC_SHA1_80",),
+                srtp_insecure_signalling=True,
+            ),
+        )
+        async with caller:
+            call = await caller.call(f"sip:echo@127.0.0.1:{port}", timeout=5)
+            await call.play_tone(1000.0, 0.6)
+            await asyncio.sleep(0.3)
+            stats = call.media_stats()
+            await call.hangup()
+        await asyncio.to_thread(wait_for, server.stdout, "media PCMA/8000")
+    assert stats is not None
+    assert stats.codec == "PCMA/8000"  # the answer's --codecs, not the caller's first choice
+    assert stats.srtp_suite == "AES_CM_128_HMAC_SHA1_80"
+    assert stats.srtp is not None and stats.srtp.unprotected > 0
+    assert stats.srtp.auth_failures == 0
+
+
+@pytest.mark.asyncio
+async def test_answer_srtp_keys_stay_off_plain_udp_without_the_opt_in(tmp_path: Path) -> None:
+    port = free_port()
+    extra = ("--media", "--srtp", "required")
+    with answerer(tmp_path / "answer", f"udp:127.0.0.1:{port}", extra=extra):
+        caller = UserAgent(
+            "sip:caller@127.0.0.1",
+            rtp=RtpConfig(),
+            media=MediaConfig(srtp="required", srtp_insecure_signalling=True),
+        )
+        async with caller:
+            with pytest.raises(RequestFailed) as refused:
+                await caller.call(f"sip:echo@127.0.0.1:{port}", timeout=5)
+    assert refused.value.status == 488
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (("--codecs", "PCMU,speex"), "unknown codec 'speex'"),
+        (("--codecs", "telephone-event"), "carries no audio"),
+        (("--codecs", ","), "no codec named"),
+        (("--srtp", "sometimes"), "--srtp"),
+        (("--srtp-insecure-signalling",), "needs --srtp"),
+    ],
+)
+def test_answer_refuses_bad_codec_and_srtp_options(args: tuple[str, ...], complaint: str) -> None:
+    result = sipwire("answer", "--echo", *args)
+    assert result.returncode == 2
+    assert complaint in result.stderr

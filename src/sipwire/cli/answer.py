@@ -14,7 +14,11 @@ every caller once answered, ``--record FILE`` records each call (a pattern
 with ``{n}`` or ``{call_id}`` for one file per call), ``--echo`` sends back
 what it hears; ``--media`` carries audio without them. With audio, each DTMF
 digit received (RFC 4733 or INFO) is one line ``DTMF <digit>`` on standard
-output, and each call's end one line of media statistics.
+output, and each call's end one line of media statistics. ``--codecs`` lists
+the codecs accepted, in order of preference (``opus`` and ``G722`` need
+PyAV: ``pip install 'sipwire[codecs]'``); ``--srtp preferred|required``
+answers with SDES-SRTP (RFC 4568), whose keys go only over TLS signalling
+unless ``--srtp-insecure-signalling`` lets them go over UDP or TCP too.
 
 A listen address that is taken or not local, or a certificate that does not
 load, is one line on standard error (exit 1 and 2).
@@ -32,6 +36,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from types import FrameType
+from typing import Literal
 
 import click
 
@@ -55,7 +60,9 @@ from sipwire.cli.common import (
 from sipwire.cli.media import RecordNames, check_record, load_prompt, media_line
 from sipwire.cli.params import ListenType, check_user
 from sipwire.cli.tls import server_context
+from sipwire.core.sdp_media import MediaConfig, codecs_by_name
 from sipwire.errors import SipError
+from sipwire.media import wideband
 from sipwire.message import Response, parse_message
 
 __all__ = ["AnswerConfig", "AnswerStats", "ListenSpec", "answer", "parse_listen", "run_answer"]
@@ -87,11 +94,19 @@ class AnswerConfig:
     """Send every caller's audio back."""
     rtp: RtpConfig = field(default_factory=RtpConfig)
     """How audio is carried when it is."""
+    sdp: MediaConfig = field(default_factory=MediaConfig)
+    """The codecs and SRTP accepted (``--codecs``, ``--srtp``)."""
 
     @property
     def with_media(self) -> bool:
-        """Whether calls carry audio."""
-        return self.media or self.echo or self.play is not None or self.record is not None
+        """Whether calls carry audio (implied by SRTP too: its keys are the media's)."""
+        return (
+            self.media
+            or self.echo
+            or self.play is not None
+            or self.record is not None
+            or self.sdp.srtp != "off"
+        )
 
 
 @dataclass(slots=True)
@@ -159,6 +174,7 @@ async def run_answer(
         limits=limits,
         trace=config.trace,
         rtp=config.rtp if config.with_media else None,
+        media=config.sdp,
     )
     stats = AnswerStats()
     if ua.media is not None:
@@ -257,6 +273,29 @@ class RequestLog:
             pass
 
 
+def parse_codecs(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, ...] | None:
+    """``--codecs``: comma-separated names sipwire knows, opus and G722 only with PyAV."""
+    if value is None:
+        return None
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    if not names:
+        raise click.BadParameter("no codec named", ctx, param)
+    try:
+        codecs_by_name(names)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    wide = [name for name in names if name.lower() in ("opus", "g722")]
+    if wide and not wideband.available():
+        raise click.BadParameter(
+            f"{', '.join(wide)} need PyAV: pip install 'sipwire[codecs]'", ctx, param
+        )
+    if not any(name.lower() != "telephone-event" for name in names):
+        raise click.BadParameter("telephone-event alone carries no audio", ctx, param)
+    return names
+
+
 @click.command()
 @click.option(
     "--listen",
@@ -322,6 +361,27 @@ class RequestLog:
     is_flag=True,
     help="Carry audio (RTP) without --play/--record/--echo: DTMF lines, statistics.",
 )
+@click.option(
+    "--codecs",
+    metavar="LIST",
+    callback=parse_codecs,
+    help="Codecs accepted, comma-separated, preferred first: PCMU, PCMA, G722, opus, "
+    "telephone-event (G722 and opus need PyAV) [default: PCMU,PCMA,G722,telephone-event].",
+)
+@click.option(
+    "--srtp",
+    type=click.Choice(["off", "preferred", "required"]),
+    default="off",
+    show_default=True,
+    help="SDES-SRTP (implies --media): 'required' refuses plain RTP with 488, "
+    "'preferred' answers offered crypto with SRTP and plain RTP with RTP.",
+)
+@click.option(
+    "--srtp-insecure-signalling",
+    is_flag=True,
+    help="With --srtp: send the SDES keys over UDP/TCP signalling too (whoever sees "
+    "the SIP can decrypt the media) [default: keys only over tls/wss].",
+)
 @click.option("--trace", is_flag=True, help="Print every SIP message on stderr.")
 @click.option("-v", "--verbose", count=True, help="Log more (-v one line per request, -vv debug).")
 def answer(
@@ -336,6 +396,9 @@ def answer(
     record: str | None,
     echo: bool,
     media: bool,
+    codecs: tuple[str, ...] | None,
+    srtp: Literal["off", "preferred", "required"],
+    srtp_insecure_signalling: bool,
     trace: bool,
     verbose: int,
 ) -> None:
@@ -345,6 +408,11 @@ def answer(
         ListenSpec("udp", "127.0.0.1", 5060),
         ListenSpec("tcp", "127.0.0.1", 5060),
     ]
+    if srtp_insecure_signalling and srtp == "off":
+        raise click.UsageError("--srtp-insecure-signalling needs --srtp preferred or required")
+    sdp = MediaConfig(srtp=srtp, srtp_insecure_signalling=srtp_insecure_signalling)
+    if codecs is not None:
+        sdp = replace(sdp, codecs=codecs)
     loop_factory = event_loop_factory(loop)
     server_ctx: ssl.SSLContext | None = None
     if any(s.transport in ("tls", "wss") for s in specs):
@@ -361,6 +429,7 @@ def answer(
         play=play,
         record=record,
         echo=echo,
+        sdp=sdp,
     )
     interrupted = False
 
