@@ -12,6 +12,7 @@ from sipwire.core.media import StaticMedia
 from sipwire.core.session import CallState, InviteSession
 from sipwire.message import Request, Response
 from sipwire.proxy.branch import loop_part
+from sipwire.registrar.model import Binding
 from tests.core.uanet import OFFER, Node
 from tests.proxy.proxynet import ProxyNet, ProxyNode, binding
 
@@ -431,3 +432,32 @@ def test_a_failing_location_service_gets_the_call_503() -> None:
     assert callee.requests == []
     [response] = [r for r in proxy.responses_to(5070) if r.status >= 200]
     assert response.status == 503 and response.headers.get("Retry-After") == "5"
+
+
+def test_known_bindings_are_used_without_a_lookup_and_none_still_asks() -> None:
+    net, proxy, alice = _setup()
+    callee = net.peer(5081, [200])
+    known: dict[str, list[Binding]] = {
+        BOB: [binding(BOB, "<sip:bob@127.0.0.1:5081>", source="127.0.0.1:5081")]
+    }
+    asked: list[str] = []
+
+    def from_memory(aor: str) -> list[Binding] | None:
+        asked.append(aor)
+        return known.get(aor)
+
+    proxy.stateful.pipeline.known_bindings = from_memory
+    _call(net, alice)
+    net.step(1)
+    assert asked == [BOB]
+    assert proxy.lookups == []  # no LookupTargets went out
+    assert callee.methods()[0] == "INVITE"
+    assert _finals(proxy, 5070) == [200]
+    assert len(proxy.stateful.timers) == 0  # no backstop timer waits for the edge
+    # Not known: the question goes to the edge as before (here: no binding, 480).
+    known.clear()
+    _call(net, alice)
+    net.step(1)
+    assert asked == [BOB, BOB]
+    assert proxy.lookups == [BOB]
+    assert _finals(proxy, 5070) == [200, 480]

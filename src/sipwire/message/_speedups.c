@@ -15,8 +15,9 @@
  *   - Request-Line = Method SP ( "sip:" / "sips:" ) SIP-URI-body SP "SIP/2.0"
  *     Status-Line  = "SIP/2.0" SP 3DIGIT SP Reason-Phrase   (100 <= status <= 699)
  *   - header names are tokens (trailing blanks allowed before the colon);
- *   - Via: one via-parm per line in the form of via.py's _VIA_FAST_RE, its
- *     rport and ttl in range when they hold digits (via._check_numbers);
+ *   - Via: via-parms in the form of via.py's _VIA_FAST_RE, one per line or
+ *     several separated by commas (no quotes nor angle brackets in the line),
+ *     their rport and ttl in range when they hold digits (via._check_numbers);
  *   - From/To: address.py's _SIP_NAME_ADDR_RE (quoted display names without
  *     quoted-pairs) or _SIP_BARE_RE;
  *   - no "%" escapes and no "?headers" in SIP URIs;
@@ -766,8 +767,8 @@ via_numbers_ok(const unsigned char *s, Py_ssize_t n)
 /* ------------------------------------------------------------------------
  * Via (via.Via.parse, fast form):
  *   "SIP/2.0/" transport SP host [ ":" port ] PLAIN_PARAMS
- * with transport a token (upper-cased) and one via-parm per value: a value
- * with a comma goes to Python (split_values). An empty branch cannot occur:
+ * with transport a token (upper-cased), for one via-parm (a Via line with
+ * commas is split by via_line first). An empty branch cannot occur:
  * PLAIN_PARAMS values have at least one character.
  */
 static int
@@ -819,6 +820,39 @@ error:
     Py_XDECREF(port);
     Py_XDECREF(params);
     return ERR;
+}
+
+/* via.parse_via_list for one Via line: its via-parms appended to vias. A
+ * line with commas holds several (params.split_values); without quotes or
+ * angle brackets (which the fast form never has) its elements are the runs
+ * between the commas, stripped. Only blanks are stripped here: any other
+ * white space left (Python's strip() takes it) makes parse_via answer NOPE,
+ * as does an empty element (Python raises its ParseError). */
+static int
+via_line(PyObject *vias, const unsigned char *s, Py_ssize_t n)
+{
+    const unsigned char *p = s, *end = s + n;
+    if (memchr(s, ',', n) != NULL && (memchr(s, '"', n) != NULL || memchr(s, '<', n) != NULL))
+        return NOPE;
+    for (;;) {
+        const unsigned char *comma = memchr(p, ',', end - p);
+        const unsigned char *a = p, *b = comma != NULL ? comma : end;
+        while (a < b && IS(*a, C_BLANK))
+            a++;
+        while (b > a && IS(b[-1], C_BLANK))
+            b--;
+        PyObject *via;
+        int rc = parse_via(a, b - a, &via);
+        if (rc != OK)
+            return rc;
+        rc = PyList_Append(vias, via);
+        Py_DECREF(via);
+        if (rc < 0)
+            return ERR;
+        if (comma == NULL)
+            return OK;
+        p = comma + 1;
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -1078,15 +1112,8 @@ header_line(State *st, const unsigned char *line, Py_ssize_t len)
     if (rc < 0)
         return ERR;
 
-    if (tracked == H_VIA) {
-        PyObject *via;
-        rc = parse_via(v, end - v, &via);
-        if (rc != OK)
-            return rc;
-        rc = PyList_Append(st->vias, via);
-        Py_DECREF(via);
-        return rc < 0 ? ERR : OK;
-    }
+    if (tracked == H_VIA)
+        return via_line(st->vias, v, end - v);
     if (tracked != H_OTHER) {
         if (st->values[tracked] != NULL)
             return NOPE; /* "duplicate ... header" */

@@ -22,6 +22,9 @@ proxy (§16.3: it "MUST NOT treat merged requests as an error condition").
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Set as AbstractSet
+
 from sipwire.errors import ParseError
 from sipwire.message import Request
 from sipwire.message.validate import Policy, Rejection, Role, check_request
@@ -29,6 +32,12 @@ from sipwire.proxy.branch import is_loop
 from sipwire.proxy.policy import ProxyPolicy
 
 __all__ = ["check", "options_answer", "our_vias"]
+
+
+@functools.lru_cache(maxsize=8)
+def _message_policy(extensions: AbstractSet[str]) -> Policy:
+    """The message layer's checks of a proxy supporting ``extensions`` (made once)."""
+    return Policy(role=Role.PROXY, extensions=frozenset(extensions))
 
 
 def our_vias(request: Request, policy: ProxyPolicy) -> list[int]:
@@ -69,9 +78,7 @@ def check(request: Request, policy: ProxyPolicy, *, loops: bool = True) -> Rejec
     # Items 1, 2, 3 and 5 as the message layer checks them for a proxy: version (505),
     # CSeq (400), scheme (416), URI headers (400), Max-Forwards 0 (483), Proxy-Require
     # (420 with Unsupported).
-    rejection = check_request(
-        request, Policy(role=Role.PROXY, extensions=frozenset(policy.extensions))
-    )
+    rejection = check_request(request, _message_policy(policy.extensions))
     if rejection is not None:
         return rejection
     if loops:

@@ -44,6 +44,8 @@ The file (every key optional; relative paths are relative to the file)::
     max_redirects = 0                    # 3xx Contacts recursed on; 0: 3xx go upstream
     trusted = ["192.0.2.10"]             # --trusted: sources neither challenged nor refused
     reveal_unknown_users = true          # 404 for an unknown user to a caller of its domain
+    location_cache_ttl = 1.0             # seconds a look-up is reused with a shared store or
+                                         # workers > 1; exact with SQLite and 1 worker; 0: off
 
     [[routes]]                           # static routes (sipwire.proxy.routes): by prefix
     name = "pstn"                        # of the Request-URI user or by domain, to gateways
@@ -162,6 +164,11 @@ class ServerConfig:
     max_redirects: int = 0
     trusted: tuple[str, ...] = ()
     reveal_unknown_users: bool = True
+    location_cache_ttl: float = 1.0
+    """Seconds the proxy reuses an AOR's bindings read from a shared store (Redis,
+    PostgreSQL) or with ``workers`` > 1, where other processes change them too. With
+    SQLite and one worker the cache follows the registrar's writes and is exact
+    whatever this is (above 0). 0 turns the cache off (``sipwire.server.location``)."""
     routes: tuple[StaticRoute, ...] = ()
     """The ``[[routes]]`` of the file."""
     default_route: StaticRoute | None = None
@@ -234,6 +241,8 @@ class ServerConfig:
             raise ConfigError("forking must be q or parallel")
         if self.timer_c <= TIMER_C_MINIMUM:
             raise ConfigError("timer_c must be more than 180 seconds (RFC 3261 §16.6)")
+        if self.location_cache_ttl < 0:
+            raise ConfigError("location_cache_ttl cannot be negative (0 turns the cache off)")
         if self.max_branches < 1 or self.max_redirects < 0:
             raise ConfigError("max_branches must be at least 1, max_redirects at least 0")
         if not self.algorithms:
@@ -391,6 +400,7 @@ _SETTINGS: Final[Mapping[str, Mapping[str, tuple[str, Callable[[object], object]
         "max_redirects": ("max_redirects", _integer),
         "trusted": ("trusted", _strings),
         "reveal_unknown_users": ("reveal_unknown_users", _boolean),
+        "location_cache_ttl": ("location_cache_ttl", _number),
     },
     "limits": {
         "max_transactions": ("max_transactions", _integer),

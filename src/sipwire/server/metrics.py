@@ -185,6 +185,48 @@ class _LiveCollector(Collector):
         yield shed
 
 
+class _CountsCollector(Collector):
+    """The counters of every message (requests, responses, calls, forwarded requests),
+    kept as plain integers by :class:`Metrics`: a prometheus-client ``Counter`` takes a
+    lock per increment, and these are counted several times per call."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        metrics = self.metrics
+        requests = CounterMetricFamily(
+            "sipwire_requests", "SIP requests received, by method.", labels=["method"]
+        )
+        for method, count in sorted(metrics._requests.items()):
+            requests.add_metric([method], count)
+        yield requests
+        responses = CounterMetricFamily(
+            "sipwire_responses",
+            "Final responses sent, by request method and status.",
+            labels=["method", "status"],
+        )
+        for (method, status), count in sorted(metrics._responses.items()):
+            responses.add_metric([method, str(status)], count)
+        yield responses
+        calls = CounterMetricFamily(
+            "sipwire_calls",
+            "INVITE requests answered by the proxy, by outcome.",
+            labels=["outcome"],
+        )
+        for outcome, count in metrics.calls.items():
+            calls.add_metric([outcome], count)
+        yield calls
+        forwarded = CounterMetricFamily(
+            "sipwire_forwarded_requests",
+            "Requests the proxy sent downstream, by method.",
+            labels=["method"],
+        )
+        for method, count in sorted(metrics._forwarded.items()):
+            forwarded.add_metric([method], count)
+        yield forwarded
+
+
 class Metrics:
     """The server's metrics; ``render()`` is the /metrics body."""
 
@@ -193,15 +235,6 @@ class Metrics:
         self.registry = registry
         self.live = LiveSources()
         registry.register(_LiveCollector(self.live))
-        self._requests_metric = Counter(
-            "sipwire_requests", "SIP requests received, by method.", ["method"], registry=registry
-        )
-        self._responses_metric = Counter(
-            "sipwire_responses",
-            "Final responses sent, by request method and status.",
-            ["method", "status"],
-            registry=registry,
-        )
         registrations = Counter(
             "sipwire_registrations",
             "REGISTER requests, by outcome.",
@@ -226,18 +259,6 @@ class Metrics:
             "Addresses-of-record with at least one live binding (from the store).",
             registry=registry,
         )
-        calls = Counter(
-            "sipwire_calls",
-            "INVITE requests answered by the proxy, by outcome.",
-            ["outcome"],
-            registry=registry,
-        )
-        self._forwarded_metric = Counter(
-            "sipwire_forwarded_requests",
-            "Requests the proxy sent downstream, by method.",
-            ["method"],
-            registry=registry,
-        )
         self.store_up = Gauge(
             "sipwire_store_up", "1 when the store answered its last check.", registry=registry
         )
@@ -245,47 +266,47 @@ class Metrics:
         self.outcome = {name: registrations.labels(name) for name in OUTCOMES}
         self.auth_failure = {name: auth_failures.labels(name) for name in AUTH_FAILURES}
         self.store_latency = {name: latency.labels(name) for name in STORE_OPERATIONS}
-        self.calls = {name: calls.labels(name) for name in CALL_OUTCOMES}
-        self._forwarded: dict[str, Counter] = {}
-        self._requests: dict[str, Counter] = {}
-        self._responses: dict[tuple[str, int], Counter] = {}
+        # The counts of every message: plain integers, turned into metrics when scraped.
+        self.calls: dict[str, int] = dict.fromkeys(CALL_OUTCOMES, 0)
+        """INVITEs answered by the proxy, by outcome (``sipwire_calls_total``)."""
+        self._requests: dict[str, int] = {}
+        self._forwarded: dict[str, int] = {}
+        self._responses: dict[tuple[str, int], int] = {}
+        registry.register(_CountsCollector(self))
 
     def request(self, method: str) -> None:
         """Count a request received."""
-        child = self._requests.get(method)
-        if child is None:
+        counts = self._requests
+        if method in counts:
+            counts[method] += 1
+        else:
             label = method if method in KNOWN_METHODS else "other"
-            child = self._requests_metric.labels(label)
-            if label != "other" or len(self._requests) < 64:
-                self._requests[method] = child
-        child.inc()
+            counts[label] = counts.get(label, 0) + 1
 
     def response(self, method: str, status: int) -> None:
         """Count a final response sent to a request of ``method``."""
+        counts = self._responses
         key = (method, status)
-        child = self._responses.get(key)
-        if child is None:
-            label = method if method in KNOWN_METHODS else "other"
-            child = self._responses_metric.labels(label, str(status))
-            if len(self._responses) < 1024:
-                self._responses[key] = child
-        child.inc()
+        if key in counts:
+            counts[key] += 1
+        else:
+            key = (method if method in KNOWN_METHODS else "other", status)
+            counts[key] = counts.get(key, 0) + 1
 
     def call(self, status: int) -> str:
         """Count an INVITE answered with ``status``; returns its outcome."""
         outcome = call_outcome(status)
-        self.calls[outcome].inc()
+        self.calls[outcome] += 1
         return outcome
 
     def forwarded(self, method: str) -> None:
         """Count a request sent downstream."""
-        child = self._forwarded.get(method)
-        if child is None:
+        counts = self._forwarded
+        if method in counts:
+            counts[method] += 1
+        else:
             label = method if method in KNOWN_METHODS else "other"
-            child = self._forwarded_metric.labels(label)
-            if label != "other" or len(self._forwarded) < 64:
-                self._forwarded[method] = child
-        child.inc()
+            counts[label] = counts.get(label, 0) + 1
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

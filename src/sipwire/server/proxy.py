@@ -7,7 +7,8 @@ module answers its questions and carries its messages:
 ==================  ==========================================================
 the proxy asks      answered from
 ==================  ==========================================================
-``LookupTargets``   ``store.bindings(aor)``: every binding of the AOR, with its
+``LookupTargets``   the location cache (``location.py``), else
+                    ``store.bindings(aor)``: every binding of the AOR, with its
                     Path and the flow it registered on (a store that fails or
                     is slower than ``store_timeout``: 503)
 ``ResolveTargets``  the RFC 3263 resolver of ``sipwire.aio.dns`` (nothing found:
@@ -17,6 +18,13 @@ the proxy asks      answered from
 ``UseNonceCount``   ``store.use_nonce_count``: a replayed credential is refused
 ``RequestAnswered`` the metrics: calls by outcome, final responses
 ==================  ==========================================================
+
+The location cache answers most look-ups without the store: exact with
+SQLite and one worker (the registrar of this process tells it every change,
+:meth:`ProxyRole.bindings_changed`), at most ``location_cache_ttl`` seconds
+old with a shared store or ``--workers N`` (see ``location.py``). The
+sans-I/O proxy asks it first (``Pipeline.known_bindings``): a cached answer
+needs no question, task or timer; a miss becomes ``LookupTargets``.
 
 A request that must reach a phone through the connection it registered on
 (RFC 5626, a NAT, a TCP phone whose Contact port nobody listens on) goes
@@ -43,7 +51,7 @@ import importlib.util
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Final, TypeVar
@@ -70,6 +78,7 @@ from sipwire.proxy import (
 )
 from sipwire.registrar.model import Binding, User
 from sipwire.server.config import ConfigError, ServerConfig
+from sipwire.server.location import DEFAULT_TTL, LocationCache
 from sipwire.server.metrics import Metrics
 from sipwire.server.workers import WorkerChannel, WorkerIds
 from sipwire.store import LocationStore, StoreUnavailable
@@ -198,6 +207,8 @@ class ProxyRole:
         store_timeout: float = 2.0,
         resolver: Resolver | None = None,
         workers: WorkerChannel | None = None,
+        location_cache_ttl: float = DEFAULT_TTL,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.endpoint = endpoint
         self.store = store
@@ -206,6 +217,11 @@ class ProxyRole:
         self.resolver = resolver or Resolver()
         self.stateless = stateless
         self.workers = workers
+        self.clock = clock
+        """Wall-clock seconds (bindings expire in wall-clock time)."""
+        exclusive = workers is None and store.url.startswith("sqlite:")
+        self.cache = LocationCache(exclusive=exclusive, ttl=location_cache_ttl)
+        """The bindings of AORs looked up before (see ``location.py``)."""
         self.proxy: StatefulProxy | StatelessProxy
         if stateless:
             self.proxy = StatelessProxy(policy, table, issuer)
@@ -215,6 +231,7 @@ class ProxyRole:
                 ids = WorkerIds(ids, workers.index)
             self.proxy = StatefulProxy(endpoint.transactions, policy, table, ids, issuer)
         self.proxy.wall_offset = time.time() - endpoint.now()
+        self.proxy.pipeline.known_bindings = self._known_bindings
         endpoint.request_flow = self.request_flow
         if stateless or workers is not None:
             endpoint.divert = self.divert
@@ -382,15 +399,30 @@ class ProxyRole:
             reason = getattr(exc, "reason", None) or type(exc).__name__
             log.warning("location store failed (%s): %s; calls get 503", operation, reason)
 
+    def _known_bindings(self, aor: str) -> list[Binding] | None:
+        """The proxy's ``known_bindings``: the cached bindings of ``aor``, or None."""
+        return self.cache.get(aor, self.clock())
+
     async def _bindings(self, event: LookupTargets) -> None:
+        """A location look-up the cache could not answer: the store's answer, kept."""
         bindings: list[Binding] | None
+        cache = self.cache
+        stamp = cache.stamp()
+        wall = self.clock()
         try:
-            bindings = await self._timed("bindings", self.store.bindings(event.aor, time.time()))
+            bindings = await self._timed("bindings", self.store.bindings(event.aor, wall))
         except (StoreUnavailable, TimeoutError) as exc:
             self._failed("bindings", exc)
             bindings = None
+        else:
+            cache.found(event.aor, bindings, stamp, wall)
         self.proxy.targets_found(event.ticket, bindings, self.endpoint.now())
         self._resume()
+
+    def bindings_changed(self, aor: str, bindings: Sequence[Binding] | None, wall: float) -> None:
+        """The registrar of this process changed ``aor``'s bindings in the store (None:
+        a change whose outcome is unknown): the cache follows at once."""
+        self.cache.changed(aor, bindings, wall)
 
     async def _resolve(self, event: ResolveTargets) -> None:
         try:

@@ -11,6 +11,8 @@ For each REGISTER (the sans-I/O decisions are ``sipwire.registrar``'s)::
     lock the AOR                        one REGISTER per AOR at a time on this node
     store.bindings -> plan              steps 4 to 7: 403/423/500 ... or a change
     store.apply                         durable when it returns; only then the 200
+                                        (and the proxy's location cache is told:
+                                        ServerCore.bindings_changed)
     ok_response                         step 8
 
 A store that fails (:class:`~sipwire.store.StoreUnavailable`) or that has
@@ -399,7 +401,12 @@ class RegistrarRole:
                     after, outcome_name = current, "query"
                 else:
                     change = decided.change
-                    after = await self._timed(job, "apply", self.store.apply(aor, change, wall))
+                    try:
+                        after = await self._timed(job, "apply", self.store.apply(aor, change, wall))
+                    except BaseException:
+                        self.core.bindings_changed(aor, None, wall)  # maybe written, maybe not
+                        raise
+                    self.core.bindings_changed(aor, after, wall)
                     outcome_name = _outcome(change, current)
         finally:
             entry.users -= 1

@@ -237,6 +237,7 @@ class Server:
             stateless=config.stateless,
             store_timeout=config.store_timeout,
             workers=self.channel,
+            location_cache_ttl=config.location_cache_ttl,
         )
 
     async def _open_store(self) -> LocationStore:

@@ -46,13 +46,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Final, Protocol
 
 from sipwire.errors import ParseError
 from sipwire.message import Request, Response, SipUri
 from sipwire.message.validate import Policy, Role, check_request
+from sipwire.registrar.model import Binding
 from sipwire.registrar.rules import derived_to_tag
 from sipwire.server.metrics import Metrics
 from sipwire.transaction.events import (
@@ -90,6 +91,10 @@ class ProxyHandler(Protocol):
     def next_timer(self) -> float | None: ...
 
     def handle_timer(self, now: float) -> None: ...
+
+    def bindings_changed(
+        self, aor: str, bindings: Sequence[Binding] | None, wall: float
+    ) -> None: ...
 
 
 class ServerCore:
@@ -172,6 +177,12 @@ class ServerCore:
     def handle_timer(self, now: float) -> None:
         if self.proxy is not None:
             self.proxy.handle_timer(now)
+
+    def bindings_changed(self, aor: str, bindings: Sequence[Binding] | None, wall: float) -> None:
+        """A role changed ``aor``'s bindings in the store (None: a change whose outcome
+        is unknown): the proxy's location cache follows."""
+        if self.proxy is not None:
+            self.proxy.bindings_changed(aor, bindings, wall)
 
     # -- answering -----------------------------------------------------------------------
     def respond(self, tx: ServerTransaction, response: Response, now: float | None = None) -> bool:
