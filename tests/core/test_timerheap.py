@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sipwire.core.timerheap import TimerHeap
+from sipwire.timerheap import TimerHeap
 
 
 def test_callbacks_run_in_deadline_order_and_cancelled_ones_never() -> None:

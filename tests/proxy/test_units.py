@@ -24,8 +24,8 @@ from sipwire.proxy.responses import choose_best
 from sipwire.proxy.routes import Challenge, RouteContext, StaticRoute
 from sipwire.proxy.routing import FlowToken, record_route_value
 from sipwire.proxy.targets import location_plan, needs_flow, relay_plan
-from sipwire.proxy.timers import Timers
 from sipwire.proxy.validate import check
+from sipwire.timerheap import TimerHeap as Timers
 from sipwire.transaction.client import build_ack
 from sipwire.transport.address import Source
 from tests.proxy.proxynet import binding

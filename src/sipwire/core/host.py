@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Protocol
 from sipwire.core.client import RequestSender
 from sipwire.core.config import UAConfig
 from sipwire.core.events import UAEvent
-from sipwire.core.timerheap import TimerHeap
 from sipwire.dialog.dialog import Dialog
 from sipwire.dialog.ids import IdSource
 from sipwire.message import Request
+from sipwire.timerheap import TimerHeap
 from sipwire.transaction.layer import TransactionLayer
 from sipwire.transaction.server import ServerTransaction
 

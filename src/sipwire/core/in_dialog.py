@@ -20,10 +20,10 @@ from sipwire.core.events import InDialogRequest, MediaChanged, RequestCompleted
 from sipwire.core.host import SessionHost
 from sipwire.core.media import MediaError, SessionMedia
 from sipwire.core.session_timers import SessionTimer
-from sipwire.core.timerheap import TimerHandle
 from sipwire.dialog.dialog import Dialog, DialogState
 from sipwire.errors import LocalProtocolError
 from sipwire.message import Reason, Request, Response
+from sipwire.timerheap import TimerHandle
 from sipwire.transaction.base import State
 from sipwire.transaction.server import ServerTransaction
 from sipwire.transport.address import Target

@@ -50,11 +50,11 @@ from sipwire.core.events import (
 )
 from sipwire.core.session import CallState, InviteSession
 from sipwire.core.sipfrag import SIPFRAG, parse_status_line, status_line
-from sipwire.core.timerheap import TimerHandle
 from sipwire.dialog.dialog import Dialog, DialogState
 from sipwire.errors import LocalProtocolError, ParseError
 from sipwire.message import Address, Event, Request, Response, SipUri, Uri
 from sipwire.message.params import parse_params
+from sipwire.timerheap import TimerHandle
 from sipwire.transaction.server import ServerTransaction
 
 if TYPE_CHECKING:

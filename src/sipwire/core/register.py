@@ -16,8 +16,8 @@ from enum import Enum
 from sipwire.core.client import ClientRequest
 from sipwire.core.events import RegistrationChanged
 from sipwire.core.host import SessionHost
-from sipwire.core.timerheap import TimerHandle
 from sipwire.message import Address, Request, Response, SipUri
+from sipwire.timerheap import TimerHandle
 
 __all__ = ["Registration", "RegistrationState"]
 

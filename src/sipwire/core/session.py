@@ -28,10 +28,10 @@ from sipwire.core.events import CallStateChanged, IncomingCall
 from sipwire.core.host import SessionHost
 from sipwire.core.in_dialog import InDialog
 from sipwire.core.media import MediaError, SessionMedia
-from sipwire.core.timerheap import TimerHandle
 from sipwire.dialog.dialog import Dialog, DialogState
 from sipwire.errors import ParseError
 from sipwire.message import Request, Response
+from sipwire.timerheap import TimerHandle
 from sipwire.transaction.server import InviteServerTransaction
 
 __all__ = ["CallState", "InviteSession"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sipwire.core.timerheap import TimerHandle
 from sipwire.message import Request, Response
+from sipwire.timerheap import TimerHandle
 
 if TYPE_CHECKING:
     from sipwire.core.client import ClientRequest

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, cast
 
 from sipwire.core.client import ClientRequest
 from sipwire.core.events import SubscriptionStateChanged
-from sipwire.core.timerheap import TimerHandle
 from sipwire.dialog.dialog import Dialog, DialogState
 from sipwire.errors import ParseError
 from sipwire.message import Event, Request, Response
+from sipwire.timerheap import TimerHandle
 from sipwire.transaction.server import ServerTransaction
 
 if TYPE_CHECKING:

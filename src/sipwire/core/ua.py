@@ -39,13 +39,13 @@ from sipwire.core.in_dialog import InDialog
 from sipwire.core.media import SessionMedia
 from sipwire.core.register import Registration
 from sipwire.core.session import InviteSession
-from sipwire.core.timerheap import TimerHandle, TimerHeap
 from sipwire.dialog.dialog import Dialog, DialogId
 from sipwire.dialog.ids import IdSource
 from sipwire.errors import ParseError
 from sipwire.message import Address, Request, Response, SipUri, Uri
 from sipwire.message.uri import to_uri
 from sipwire.message.validate import Policy, Role, check_request
+from sipwire.timerheap import TimerHandle, TimerHeap
 from sipwire.transaction.events import (
     Event,
     RequestReceived,

@@ -14,7 +14,6 @@ Modules, by responsibility (each names its RFC sections):
 - ``stateful.py``: :class:`StatefulProxy`, the transaction user of a stateful proxy;
 - ``stateless.py``: :class:`StatelessProxy` (§16.11) and stateless forwarding;
 - ``events.py``: the questions for the edge (location service, DNS, users, nonces);
-- ``timers.py``: Timer C's queue.
 """
 
 from sipwire.proxy.events import (

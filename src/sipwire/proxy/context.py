@@ -51,8 +51,8 @@ from sipwire.proxy.policy import Interface
 from sipwire.proxy.responses import choose_best
 from sipwire.proxy.routing import DIALOG_CREATING, FlowToken, RouteInfo, add_record_route, next_hop
 from sipwire.proxy.targets import Candidate, Group, TargetPlan, recursion_candidates
-from sipwire.proxy.timers import TimerHandle
 from sipwire.registrar.rules import derived_to_tag
+from sipwire.timerheap import TimerHandle
 from sipwire.transaction.client import ClientTransaction
 from sipwire.transaction.server import ServerTransaction
 from sipwire.transport.address import Target

@@ -58,10 +58,10 @@ from sipwire.proxy.routes import RoutingTable
 from sipwire.proxy.routing import caller_flow, preprocess
 from sipwire.proxy.stateless import Forwarder, route_response
 from sipwire.proxy.targets import Candidate
-from sipwire.proxy.timers import Timers
 from sipwire.proxy.validate import check
 from sipwire.registrar.model import Binding, User
 from sipwire.registrar.rules import derived_to_tag
+from sipwire.timerheap import TimerHeap
 from sipwire.transaction.client import ClientTransaction
 from sipwire.transaction.events import (
     Event,
@@ -99,7 +99,7 @@ class StatefulProxy:
         self.ids = ids
         self.queries = Queries(policy.max_pending)
         self.pipeline = Pipeline(policy, table, self.queries, issuer)
-        self.timers = Timers()
+        self.timers = TimerHeap()
         self.forwarder = Forwarder(policy, self.queries, layer.send_ack, self.note_flow)
         self._contexts: dict[int, ProxyTransaction] = {}
         """Response contexts by server transaction (id)."""

@@ -1,4 +1,6 @@
-"""One timer queue for every user-agent object (sessions, registrations ...).
+"""One timer queue, for the user-agent core (sessions, registrations ...) and the
+proxy (Timer C of every branch, §16.6 step 11): both below the I/O edge, beside
+each other in the layers, so the queue sits under both.
 
 ``schedule(deadline, callback)`` returns a handle whose ``cancel()`` drops it;
 the owner of the queue calls ``fire(now)`` when ``next_deadline()`` is due.
