@@ -609,7 +609,7 @@ async def main() -> int:
         "--calls", default="100,200,300,400,500", help="steps of calls, G.711 and SRTP"
     )
     parser.add_argument("--opus-calls", default="10,20,30,40,60,80", help="steps of Opus calls")
-    parser.add_argument("--seconds", type=float, default=20.0, help="seconds of load per step")
+    parser.add_argument("--seconds", type=float, default=60.0, help="seconds of load per step")
     parser.add_argument("--late", type=float, default=250.0, help="ms after which an echo is late")
     parser.add_argument(
         "--quick", action="store_true", help="5 calls for 3 s a mode: check the bench runs"

@@ -238,6 +238,24 @@ class TestSender:
         sender.packet(b"", 0x200)
         assert (sender.sequence_number, sender.timestamp) == (0, 0x100)
 
+    def test_pack_is_the_packet_serialized(self) -> None:
+        made = RtpSender(random.Random(7), 8, ssrc=0x1234)
+        packed = RtpSender(random.Random(7), 8, ssrc=0x1234)
+        payloads = [b"a" * 160, b"b" * 160, b"", b"c"]
+        for index, payload in enumerate(payloads):
+            if index == 2:
+                made.pause(800)
+                packed.pause(800)
+            assert packed.pack(payload, 160) == bytes(made.packet(payload, 160))
+        assert (packed.sequence_number, packed.timestamp) == (made.sequence_number, made.timestamp)
+        assert (packed.packet_count, packed.octet_count) == (4, 321)
+        packed.sequence_number, packed.timestamp = 65535, 0xFFFFFF00
+        packed.pack(b"", 0x200)
+        assert (packed.sequence_number, packed.timestamp) == (0, 0x100)
+        packed.payload_type = 128
+        with pytest.raises(MediaError):
+            packed.pack(b"", 160)
+
     def test_event_packets_keep_the_audio_clock(self) -> None:
         sender = RtpSender(random.Random(5), 0)
         ts = sender.timestamp

@@ -420,7 +420,11 @@ class JitterBuffer:
             rate = self.clock_rate
             ext_ts = slot[1]
             delay = due - ext_ts / rate - self._base
-            if self._since_adapt >= ADAPT_GAP or delay < 0 or delay > self.max_delay:
+            if (self._since_adapt >= ADAPT_GAP or delay < 0 or delay > self.max_delay) and (
+                not -self._frame_ts / rate - _EPSILON
+                <= delay - self.target_delay()
+                <= self._frame_ts / rate + _EPSILON
+            ):  # off the target by more than a frame (in band, _adapt would keep it)
                 change = self._adapt(ext, ext_ts, delay, due)
                 if isinstance(change, Frame):
                     self._due = due + len(change.pcm) / (change.sample_rate * change.channels)

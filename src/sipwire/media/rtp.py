@@ -406,6 +406,25 @@ class RtpSender:
         self.octet_count += len(payload)
         return packet
 
+    def pack(self, payload: bytes, samples: int) -> bytes:
+        """The next audio packet as :meth:`packet` makes it, serialized at once.
+
+        The path of every packet a stream sends: no :class:`RtpPacket` is built.
+        """
+        second = self.payload_type
+        if second >> 7:
+            raise MediaError(f"RTP payload type {second} is not in 0..127")
+        if self._talkspurt:
+            second |= 0x80
+            self._talkspurt = False
+        sequence_number = self.sequence_number
+        timestamp = self.timestamp
+        self.sequence_number = (sequence_number + 1) & 0xFFFF
+        self.timestamp = (timestamp + samples) & 0xFFFFFFFF
+        self.packet_count += 1
+        self.octet_count += len(payload)
+        return _FIXED.pack(0x80, second, sequence_number, timestamp, self.ssrc) + payload
+
     def event_packet(
         self, payload: bytes, payload_type: int, timestamp: int, *, marker: bool = False
     ) -> RtpPacket:

@@ -387,12 +387,16 @@ class RtcpSession:
 
     def sent_rtp(self, packet: RtpPacket, now: float) -> None:
         """We sent ``packet`` at ``now`` (counts for the SR, §6.4.1)."""
+        self.sent(packet.ssrc, packet.timestamp, len(packet.payload), now)
+
+    def sent(self, ssrc: int, timestamp: int, octets: int, now: float) -> None:
+        """We sent an RTP packet of ``octets`` payload octets (:meth:`sent_rtp`, by field)."""
         sending = self._sending
-        if packet.ssrc != sending.ssrc:  # a new SSRC (collision): counters restart
-            sending = self._sending = _Sending(packet.ssrc)
+        if ssrc != sending.ssrc:  # a new SSRC (collision): counters restart
+            sending = self._sending = _Sending(ssrc)
         sending.packet_count += 1
-        sending.octet_count += len(packet.payload)
-        sending.last_timestamp = packet.timestamp
+        sending.octet_count += octets
+        sending.last_timestamp = timestamp
         sending.last_time = now
         self._sent_since_report = True
 

@@ -91,10 +91,6 @@ def _idle(sender: DtmfSender) -> bool:
     return not sender.busy
 
 
-def _address(addr: tuple[str, int] | tuple[str, int, int, int]) -> Address:
-    return addr if len(addr) == 2 else (addr[0], addr[1])
-
-
 class AudioStream:
     """RTP/RTCP of one audio stream on a bound socket pair (see the module doc)."""
 
@@ -295,13 +291,10 @@ class AudioStream:
             self._next_send = next_send
         jitter = self.jitter
         if jitter is not None:
-            due = jitter.next_timer()
-            while due is not None and due <= now:
-                frame = jitter.get(now)
-                if frame is None:
-                    break
+            frame = jitter.get(now)  # None until one is due
+            while frame is not None:
                 self._deliver(frame)
-                due = jitter.next_timer()
+                frame = jitter.get(now)
         receiver = self.dtmf_receiver
         deadline = receiver.next_timer()
         if deadline is not None and deadline <= now:
@@ -347,21 +340,30 @@ class AudioStream:
             pcm = self._silence
             if rates is not None and rates.resamples_outgoing:  # the filter's tail, then 0s
                 pcm = rates.outgoing(np.zeros(self._app_samples, np.int16), self._frame_samples)
-        elif rates is not None:
+        elif rates is not None and rates.resamples_outgoing:
             pcm = rates.outgoing(pcm, self._frame_samples, self._more)
         assert self._encoder is not None
-        packet = self.rtp.packet(self._encoder.encode(pcm), self._ts_increment)
-        self._send_rtp(packet, now)
+        payload = self._encoder.encode(pcm)
+        rtp = self.rtp
+        timestamp = rtp.timestamp
+        data = rtp.pack(payload, self._ts_increment)
+        self._send_packet(data, rtp.ssrc, timestamp, len(payload), now)
 
     def _more(self) -> NDArray[np.int16] | None:
         return self.source.pull(self._app_samples)
 
     def _send_rtp(self, packet: RtpPacket, now: float) -> None:
+        self._send_packet(bytes(packet), packet.ssrc, packet.timestamp, len(packet.payload), now)
+
+    def _send_packet(
+        self, packet: bytes, ssrc: int, timestamp: int, octets: int, now: float
+    ) -> None:
+        """Send a serialized RTP packet (through the transform) and count it."""
         params = self.params
         target = self._latched or (params.remote if params is not None else None)
         if target is None:
             return
-        data = bytes(packet) if self._plain else self.transform.outgoing_rtp(bytes(packet))
+        data = packet if self._plain else self.transform.outgoing_rtp(packet)
         if data is None:
             self.send_errors += 1
             return
@@ -370,9 +372,9 @@ class AudioStream:
         except OSError:
             self.send_errors += 1
             return
-        self.rtcp.sent_rtp(packet, now)
+        self.rtcp.sent(ssrc, timestamp, octets, now)
         self.packets_sent += 1
-        self.octets_sent += len(packet.payload)
+        self.octets_sent += octets
 
     def _send_rtcp(self, report: bytes) -> None:
         target = self.rtcp_target
@@ -394,8 +396,9 @@ class AudioStream:
         self.rtcp_sent += 1
 
     def _deliver(self, frame: Frame) -> None:
-        if self._rates is not None:
-            frame = self._rates.incoming(frame)
+        rates = self._rates
+        if rates is not None and frame.sample_rate != rates.app_rate:
+            frame = rates.incoming(frame)
         pcm = frame.pcm
         for recorder in self.recorders:
             if recorder.rate == frame.sample_rate and frame.channels == 1:
@@ -414,11 +417,13 @@ class AudioStream:
         except OSError:
             return  # nothing after all, or an ICMP error reported on the socket
         now = self.loop.time()
+        if len(addr) != 2:  # IPv6: (host, port, flowinfo, scope_id)
+            addr = addr[:2]
         try:
             if rtcp_socket:
-                self._on_rtcp(data, _address(addr), now)
+                self._on_rtcp(data, addr, now)
             else:
-                self._on_datagram(data, _address(addr), now)
+                self._on_datagram(data, addr, now)
         except Exception:
             self.dropped += 1
             log.exception("dropped an RTP datagram from %s", addr)
