@@ -14,12 +14,14 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from sipwire.media import g711
 from sipwire.media.g711 import (
     ALAW_TO_LINEAR,
     ULAW_TO_LINEAR,
     G711Concealer,
     G711Decoder,
     G711Encoder,
+    Law,
     alaw_decode,
     alaw_encode,
     ulaw_decode,
@@ -222,3 +224,23 @@ class TestConcealment:
             assert len(payload) == 160
             decoded = G711Decoder(law).decode(payload)
             assert snr_db(pcm, decoded) > 30
+
+
+@pytest.mark.skipif(not g711.ACCELERATED, reason="built without the C look-ups")
+@pytest.mark.parametrize("law", ["ulaw", "alaw"])
+def test_the_c_look_ups_match_the_numpy_ones(law: Law) -> None:
+    """The optional C module only indexes g711.py's tables: every code and every
+    sample (contiguous or a strided view) gives what numpy's take gives."""
+    decoder, encoder = G711Decoder(law, plc=False), G711Encoder(law)
+    table = ULAW_TO_LINEAR if law == "ulaw" else ALAW_TO_LINEAR
+    codes = bytes(range(256))
+    decoded = decoder.decode(codes)
+    assert decoded.dtype == np.int16
+    assert np.array_equal(decoded, table.take(np.frombuffer(codes, np.uint8)))
+    decoded[0] = 1  # writable: the concealment blends into frames it returned
+    samples = np.arange(-32768, 32768, dtype=np.int16)
+    reference = g711._encode_numpy(encoder._table, samples)
+    assert encoder.encode(samples) == reference
+    assert encoder.encode(samples[::3]) == reference[::3]
+    encode = ulaw_encode if law == "ulaw" else alaw_encode
+    assert encode(samples) == reference

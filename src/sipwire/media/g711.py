@@ -98,6 +98,44 @@ _ALAW_ENCODE.flags.writeable = False
 _ULAW_ENCODE.flags.writeable = False
 
 
+try:  # the optional C look-ups (setup.py); the numpy ones below do the same
+    from sipwire.media._gather import expand as _expand
+    from sipwire.media._gather import narrow as _narrow
+
+    ACCELERATED = True
+except ImportError:  # pragma: no cover - built without a C compiler
+    ACCELERATED = False
+_TABLE_BYTES: Final = {
+    id(table): table.tobytes()
+    for table in (_ULAW_ENCODE, _ALAW_ENCODE, ULAW_TO_LINEAR, ALAW_TO_LINEAR)
+}
+
+
+def _decode_numpy(table: Pcm, data: bytes) -> Pcm:
+    return table.take(np.frombuffer(data, np.uint8))
+
+
+def _encode_numpy(table: NDArray[np.uint8], pcm: Pcm) -> bytes:
+    return table.take(pcm.view(np.uint16)).tobytes()
+
+
+def _decode(table: Pcm, data: bytes) -> Pcm:
+    """``table[code]`` for each octet of ``data``."""
+    if ACCELERATED:
+        return np.frombuffer(_expand(_TABLE_BYTES[id(table)], data), np.int16)
+    return _decode_numpy(table, data)
+
+
+def _encode(table: NDArray[np.uint8], pcm: Pcm) -> bytes:
+    """``table[sample]`` for each 16-bit sample of ``pcm``."""
+    if ACCELERATED:
+        try:
+            return _narrow(_TABLE_BYTES[id(table)], pcm)
+        except (BufferError, ValueError):  # not contiguous: a strided view
+            pass
+    return _encode_numpy(table, pcm)
+
+
 def _as_pcm(pcm: NDArray[np.generic]) -> Pcm:
     if pcm.dtype != _INT16:
         if np.issubdtype(pcm.dtype, np.floating):
@@ -108,22 +146,22 @@ def _as_pcm(pcm: NDArray[np.generic]) -> Pcm:
 
 def ulaw_encode(pcm: NDArray[np.generic]) -> bytes:
     """µ-law codes of 16-bit linear PCM (other dtypes are rounded and clipped)."""
-    return _ULAW_ENCODE.take(_as_pcm(pcm).view(np.uint16)).tobytes()
+    return _encode(_ULAW_ENCODE, _as_pcm(pcm))
 
 
 def alaw_encode(pcm: NDArray[np.generic]) -> bytes:
     """A-law codes of 16-bit linear PCM (other dtypes are rounded and clipped)."""
-    return _ALAW_ENCODE.take(_as_pcm(pcm).view(np.uint16)).tobytes()
+    return _encode(_ALAW_ENCODE, _as_pcm(pcm))
 
 
 def ulaw_decode(data: bytes) -> Pcm:
     """16-bit linear PCM of µ-law codes."""
-    return ULAW_TO_LINEAR.take(np.frombuffer(data, np.uint8))
+    return _decode(ULAW_TO_LINEAR, data)
 
 
 def alaw_decode(data: bytes) -> Pcm:
     """16-bit linear PCM of A-law codes."""
-    return ALAW_TO_LINEAR.take(np.frombuffer(data, np.uint8))
+    return _decode(ALAW_TO_LINEAR, data)
 
 
 # ---------------------------------------------------------------- concealment
@@ -269,14 +307,21 @@ class G711Concealer:
 class G711Encoder:
     """Encodes frames of 16-bit PCM to µ-law or A-law payloads."""
 
-    __slots__ = ("_table",)
+    __slots__ = ("_raw", "_table")
 
     def __init__(self, law: Law) -> None:
         self._table = _ULAW_ENCODE if law == "ulaw" else _ALAW_ENCODE
+        self._raw = _TABLE_BYTES[id(self._table)] if ACCELERATED else None
 
     def encode(self, pcm: NDArray[np.generic]) -> bytes:
         """The payload of one frame."""
-        return self._table.take(_as_pcm(pcm).view(np.uint16)).tobytes()
+        pcm = _as_pcm(pcm)
+        if self._raw is not None:
+            try:
+                return _narrow(self._raw, pcm)
+            except (BufferError, ValueError):  # not contiguous: a strided view
+                pass
+        return _encode_numpy(self._table, pcm)
 
 
 class G711Decoder:
@@ -287,19 +332,25 @@ class G711Decoder:
     read-only). ``plc=False`` conceals with silence instead.
     """
 
-    __slots__ = ("_frame", "_plc", "_table")
+    __slots__ = ("_frame", "_plc", "_raw", "_table")
 
     sample_rate: Final = 8000
     channels: Final = 1
 
     def __init__(self, law: Law, *, plc: bool = True) -> None:
         self._table = ULAW_TO_LINEAR if law == "ulaw" else ALAW_TO_LINEAR
+        self._raw = _TABLE_BYTES[id(self._table)] if ACCELERATED else None
         self._plc = G711Concealer() if plc else None
         self._frame = 160
 
     def decode(self, payload: bytes) -> Pcm:
         """The PCM of one payload (one sample per octet)."""
-        pcm = self._table.take(np.frombuffer(payload, np.uint8))
+        raw = self._raw
+        pcm = (
+            np.frombuffer(_expand(raw, payload), np.int16)
+            if raw is not None
+            else _decode_numpy(self._table, payload)
+        )
         if payload:
             self._frame = len(payload)
         if self._plc is not None:
