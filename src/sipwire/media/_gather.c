@@ -24,20 +24,31 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The two buffers of expand/narrow: 0, or -1 with an exception set. */
+static int
+get_buffers(PyObject *const *args, Py_ssize_t nargs, const char *name, int data_flags,
+            Py_buffer *table, Py_buffer *data)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "%s(table, data) takes 2 arguments", name);
+        return -1;
+    }
+    if (PyObject_GetBuffer(args[0], table, PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    if (PyObject_GetBuffer(args[1], data, data_flags) < 0) {
+        PyBuffer_Release(table);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 gather_expand(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "expand(table, data) takes 2 arguments");
-        return NULL;
-    }
     Py_buffer table, data;
-    if (PyObject_GetBuffer(args[0], &table, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    if (PyObject_GetBuffer(args[1], &data, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&table);
+    if (get_buffers(args, nargs, "expand", PyBUF_SIMPLE, &table, &data) < 0) {
         return NULL;
     }
     PyObject *out = NULL;
@@ -65,16 +76,8 @@ static PyObject *
 gather_narrow(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "narrow(table, data) takes 2 arguments");
-        return NULL;
-    }
     Py_buffer table, data;
-    if (PyObject_GetBuffer(args[0], &table, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    if (PyObject_GetBuffer(args[1], &data, PyBUF_C_CONTIGUOUS) < 0) {
-        PyBuffer_Release(&table);
+    if (get_buffers(args, nargs, "narrow", PyBUF_C_CONTIGUOUS, &table, &data) < 0) {
         return NULL;
     }
     PyObject *out = NULL;
