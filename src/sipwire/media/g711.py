@@ -23,6 +23,7 @@ Frames are numpy int16 arrays (mono, 8 kHz); payloads are bytes.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from typing import Final, Literal
 
@@ -98,13 +99,18 @@ _ALAW_ENCODE.flags.writeable = False
 _ULAW_ENCODE.flags.writeable = False
 
 
-try:  # the optional C look-ups (setup.py); the numpy ones below do the same
-    from sipwire.media._gather import expand as _expand
-    from sipwire.media._gather import narrow as _narrow
-
-    ACCELERATED = True
-except ImportError:  # pragma: no cover - built without a C compiler
-    ACCELERATED = False
+# The optional C look-ups (sipwire/media/_gather.c, built by setup.py) index the same
+# tables as the numpy ones below; SIPWIRE_PURE_PYTHON=1 disables them.
+ACCELERATED = False
+if not os.environ.get("SIPWIRE_PURE_PYTHON"):
+    try:
+        import sipwire.media._gather as _gather
+    except ImportError:  # pragma: no cover - built without a C compiler
+        pass
+    else:
+        ACCELERATED = True
+        _expand = _gather.expand
+        _narrow = _gather.narrow
 _TABLE_BYTES: Final = {
     id(table): table.tobytes()
     for table in (_ULAW_ENCODE, _ALAW_ENCODE, ULAW_TO_LINEAR, ALAW_TO_LINEAR)
