@@ -167,7 +167,8 @@ class Endpoint:
     # -- the event pump ------------------------------------------------------------------------
     def pump(self) -> None:
         """Send what the layers queued and re-arm the timer (after a command to the TU)."""
-        self._pump(self._loop.time())
+        if not self._pumping:  # (else the loop running now picks it up)
+            self._pump(self._loop.time())
 
     def _pump(self, now: float) -> None:
         """Deliver every queued event: a loop, never a recursion.
@@ -278,14 +279,13 @@ class Endpoint:
         """Fast path (UDP, or an open connection with room): send synchronously;
         False when it needs the async path."""
         try:
-            sent = self.transport.send_nowait(data, target, flow=flow)
+            if not self.transport.sent_nowait(data, target, flow=flow):
+                return False
         except TransportError as exc:
             log.info("could not send to %s: %s", target, exc.reason)
             if event.transaction is not None:
                 self.transactions.transport_error(event.transaction, self._loop.time())
             return True
-        if sent is None:
-            return False
         self.sent += 1
         return True
 

@@ -98,6 +98,8 @@ class TransportLayer:
         self._on_message = on_message
         self._on_error = on_error
         self._udp: list[UdpEndpoint] = []
+        self._udp_choice: dict[tuple[socket.AddressFamily, bool], UdpEndpoint] = {}
+        """``_udp_endpoint``'s answer per (family, loopback), while that socket is open."""
         self._servers: list[asyncio.Server] = []
         self._ws_servers: list[WsServer] = []
         self._connections = ConnectionTable(self.config)
@@ -234,6 +236,7 @@ class TransportLayer:
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, option, self.config.udp_socket_buffer)
         self._udp.append(endpoint)
+        self._udp_choice.clear()
         return endpoint.local
 
     async def _listen_stream(self, transport: str, host: str, port: int) -> tuple[str, int]:
@@ -383,15 +386,31 @@ class TransportLayer:
         if flow is not None and transport != "udp":
             conn = self._flow(flow, transport)
             return None if conn is None else conn.send_nowait(data)
-        if transport != "udp":
-            return None
-        host = target.host
-        if not _is_ip_literal(host):
-            return None
-        endpoint = self._udp_endpoint(_family(host), host)
+        endpoint = self._udp_nowait(transport, target.host)
         if endpoint is None:
             return None
-        return endpoint.send(data, host, target.port)
+        return endpoint.send(data, target.host, target.port)
+
+    def sent_nowait(self, data: bytes, target: Target, *, flow: int | None = None) -> bool:
+        """``send_nowait`` for a caller that only asks whether it went: True when sent,
+        False for "use ``await send()``" (and no Source is made for the answer)."""
+        if self._closed:
+            return False
+        transport = target.transport.lower()
+        if flow is not None and transport != "udp":
+            conn = self._flow(flow, transport)
+            return conn is not None and conn.send_nowait(data) is not None
+        endpoint = self._udp_nowait(transport, target.host)
+        if endpoint is None:
+            return False
+        endpoint.sendto(data, target.host, target.port)
+        return True
+
+    def _udp_nowait(self, transport: str, host: str) -> UdpEndpoint | None:
+        """The socket a datagram to ``host`` leaves from at once, if any."""
+        if transport != "udp" or not _is_ip_literal(host):
+            return None
+        return self._udp_endpoint(_family(host), host)
 
     def _flow(self, flow: int | None, transport: str) -> Connection | None:
         """The open connection ``flow`` if it is of ``transport``."""
@@ -415,6 +434,14 @@ class TransportLayer:
         return endpoint.send(data, host, target.port)
 
     def _udp_endpoint(self, family: socket.AddressFamily, host: str) -> UdpEndpoint | None:
+        # A socket bound to loopback cannot reach other hosts, nor the reverse via NAT: match.
+        loopback = _is_loopback(host)
+        key = (family, loopback)
+        chosen = self._udp_choice.get(key)
+        if chosen is not None:
+            transport = chosen.transport
+            if transport is not None and not transport.is_closing():
+                return chosen
         candidates = [
             e
             for e in self._udp
@@ -424,12 +451,15 @@ class TransportLayer:
         ]
         if not candidates:
             return None
-        # A socket bound to loopback cannot reach other hosts, nor the reverse via NAT: match.
-        loopback = _is_loopback(host)
+        chosen = candidates[0]
         for endpoint in candidates:
             if _is_loopback(endpoint.local[0]) == loopback:
-                return endpoint
-        return candidates[0]
+                chosen = endpoint
+                break
+        # The choice stands while that socket is open and no socket is added (the
+        # candidates before it were closing, which they stay).
+        self._udp_choice[key] = chosen
+        return chosen
 
     async def _resolve(self, host: str, port: int) -> str:
         loop = asyncio.get_running_loop()
@@ -548,6 +578,7 @@ class TransportLayer:
         self._servers.clear()
         self._ws_servers.clear()
         self._udp.clear()
+        self._udp_choice.clear()
         self._connections = ConnectionTable(self.config)
         self._by_target.clear()
 

@@ -73,6 +73,11 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     def send(self, data: bytes, host: str, port: int) -> Source:
         """Send one datagram; raise TransportError when the socket buffer is full."""
+        self.sendto(data, host, port)
+        return Source("udp", host, port, self.local[0], self.local[1])
+
+    def sendto(self, data: bytes, host: str, port: int) -> None:
+        """``send`` without the Source of the answer."""
         transport = self.transport
         if transport is None or transport.is_closing():
             raise TransportError("UDP socket is closed")
@@ -80,7 +85,6 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             log.warning("udp: send buffer full; datagram to %s:%d dropped", host, port)
             raise TransportError("UDP send buffer full")
         transport.sendto(data, (host, port))
-        return Source("udp", host, port, self.local[0], self.local[1])
 
     def close(self) -> None:
         if self.transport is not None:

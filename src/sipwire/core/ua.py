@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING
 
 from sipwire.core.checks import validate_invite
@@ -105,7 +105,7 @@ class UserAgentCore:
         """Dialogs of sessions that ended, until 64*T1 after: a Replaces naming one
         gets 603 rather than 481 (RFC 3891 §3). Bounded by ``max_sessions``."""
         self._servers: dict[int, InviteSession] = {}
-        self._recent: OrderedDict[tuple[str, str, str], tuple[str, float]] = OrderedDict()
+        self._recent: OrderedDict[tuple[str, str, str], tuple[Hashable, float]] = OrderedDict()
         """§8.2.2.2 memory: (From tag, Call-ID, CSeq) → (branch, until when), for 64*T1."""
         self._sweep: TimerHandle | None = None
         self._policy = Policy(
@@ -382,8 +382,9 @@ class UserAgentCore:
         A request is remembered for 64*T1 (a merged copy arrives while the first
         one's transaction lives) and at most ``merged_memory`` of them.
         """
-        key = (request.from_.tag or "", request.call_id, str(request.cseq))
-        branch = str(tx.key)
+        cseq = request.cseq
+        key = (request.from_.tag or "", request.call_id, f"{cseq.seq} {cseq.method}")
+        branch = tx.key  # (compared, never shown: the key itself rather than its str())
         seen = self._recent.get(key)
         if seen is not None and seen[0] != branch:
             return True

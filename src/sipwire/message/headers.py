@@ -9,6 +9,7 @@ later RFCs mapped to it (``v`` is ``via``, ``i`` is ``call-id`` ...).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from operator import itemgetter
 from typing import Final, TypeVar
 
 from sipwire.message.params import split_values
@@ -55,6 +56,7 @@ _DISPLAY_NAMES: Final[Mapping[str, str]] = {
 }
 
 _MISSING: Final = object()
+_KEY_OF: Final = itemgetter(0)
 
 _KEY_CACHE: dict[str, str] = {}
 _KEY_CACHE_LIMIT: Final = 4096
@@ -100,9 +102,15 @@ class Headers:
         """(canonical key, name as written, value) per header line."""
         self._cache: dict[str, object] = {}
         if items is not None:
-            pairs = items.items() if isinstance(items, Mapping) else items
-            for name, value in pairs:
-                self._items.append((canonical_key(name), name, str(value)))
+            # (a list first: isinstance against the Mapping ABC is the slow check)
+            pairs = (
+                items
+                if type(items) is list
+                else items.items()
+                if isinstance(items, Mapping)
+                else items
+            )
+            self._items = [(canonical_key(name), name, str(value)) for name, value in pairs]
 
     @classmethod
     def _from_parsed(cls, items: list[tuple[str, str, str]]) -> Headers:
@@ -123,8 +131,7 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = canonical_key(name)
-        return any(k == key for k, _, _ in self._items)
+        return canonical_key(name) in map(_KEY_OF, self._items)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
@@ -137,7 +144,10 @@ class Headers:
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of the first line named ``name`` (any spelling), else ``default``."""
         key = canonical_key(name)
-        for k, _, value in self._items:
+        items = self._items
+        if key not in map(_KEY_OF, items):
+            return default
+        for k, _, value in items:
             if k == key:
                 return value
         return default
@@ -163,7 +173,9 @@ class Headers:
         key = canonical_key(name)
         value = self._cache.get(key, _MISSING)
         if value is _MISSING:
-            value = self._cache[key] = parse([v for k, _, v in self._items if k == key])
+            items = self._items
+            values = [v for k, _, v in items if k == key] if key in map(_KEY_OF, items) else []
+            value = self._cache[key] = parse(values)
         return value  # type: ignore[return-value]
 
     # -- writing -----------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from operator import itemgetter
 from typing import ClassVar, Final, TypeVar
 
 from sipwire.errors import LocalProtocolError, ParseError
@@ -33,6 +34,9 @@ HeadersArg = Headers | Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderVal
 
 # Headers §8.2.6.2 copies from a request into its response, in this order.
 _COPIED_TO_RESPONSE: Final = ("via", "record-route", "from", "to", "call-id", "cseq")
+_COPIED_WITH_RR: Final = frozenset(_COPIED_TO_RESPONSE)
+_COPIED_WITHOUT_RR: Final = _COPIED_WITH_RR - {"record-route"}
+_KEY_OF: Final = itemgetter(0)
 _SHARED_VIEWS: Final = ("via", "from", "call-id", "cseq")
 """Parsed headers a response built by ``reply()`` takes over from its request."""
 
@@ -42,7 +46,11 @@ def _typed(headers: Headers, key: str, parse: Callable[[list[str]], T]) -> T:
     cache = headers._cache
     value = cache.get(key, _MISSING)
     if value is _MISSING:
-        value = cache[key] = parse([v for k, _, v in headers._items if k == key])
+        items = headers._items
+        if key in map(_KEY_OF, items):
+            value = cache[key] = parse([v for k, _, v in items if k == key])
+        else:
+            value = cache[key] = parse([])  # absent (the usual case): no pass in Python
     return value  # type: ignore[return-value]
 
 
@@ -90,17 +98,22 @@ class Message:
     def __bytes__(self) -> bytes:
         """The wire form. Content-Length is written (or corrected) to match the body."""
         body = self.body
+        items = self.headers._items
+        if "content-length" not in map(_KEY_OF, items):
+            # The usual case (every message sipwire builds): one pass, Content-Length last.
+            lines = [self._start_line()]
+            lines += [f"{name}: {value}" for _, name, value in items]
+            lines.append(f"Content-Length: {len(body)}\r\n\r\n")
+            return "\r\n".join(lines).encode("utf-8", "surrogateescape") + body
         lines = [self._start_line()]
         has_length = False
-        for key, name, value in self.headers._items:
+        for key, name, value in items:
             if key == "content-length":
                 if has_length:
                     continue
                 has_length = True
                 value = str(len(body))
             lines.append(f"{name}: {value}")
-        if not has_length:
-            lines.append(f"Content-Length: {len(body)}")
         lines.append("\r\n")
         return "\r\n".join(lines).encode("utf-8", "surrogateescape") + body
 
@@ -119,7 +132,10 @@ class Message:
     @property
     def via(self) -> list[Via]:
         """Every Via value, top first (§20.42)."""
-        return _typed(self.headers, "via", parse_via_list)
+        value = self.headers._cache.get("via", _MISSING)
+        if value is _MISSING:
+            value = _typed(self.headers, "via", parse_via_list)
+        return value  # type: ignore[return-value]
 
     @property
     def top_via(self) -> Via | None:
@@ -177,7 +193,10 @@ class Message:
 
     @property
     def content_type(self) -> MediaType | None:
-        return _typed(self.headers, "content-type", _fields.parse_content_type)
+        value = self.headers._cache.get("content-type", _MISSING)
+        if value is _MISSING:
+            value = _typed(self.headers, "content-type", _fields.parse_content_type)
+        return value  # type: ignore[return-value]
 
     @property
     def accept(self) -> list[MediaType]:
@@ -186,7 +205,10 @@ class Message:
     @property
     def contact(self) -> list[Address]:
         """Contact values; empty for none and for the wildcard (see ``contact_is_wildcard``)."""
-        return _typed(self.headers, "contact", _address.parse_contact_list)
+        value = self.headers._cache.get("contact", _MISSING)
+        if value is _MISSING:
+            value = _typed(self.headers, "contact", _address.parse_contact_list)
+        return value  # type: ignore[return-value]
 
     @property
     def contact_is_wildcard(self) -> bool:
@@ -194,11 +216,17 @@ class Message:
 
     @property
     def route(self) -> list[Address]:
-        return _typed(self.headers, "route", _parse_route)
+        value = self.headers._cache.get("route", _MISSING)
+        if value is _MISSING:
+            value = _typed(self.headers, "route", _parse_route)
+        return value  # type: ignore[return-value]
 
     @property
     def record_route(self) -> list[Address]:
-        return _typed(self.headers, "record-route", _parse_record_route)
+        value = self.headers._cache.get("record-route", _MISSING)
+        if value is _MISSING:
+            value = _typed(self.headers, "record-route", _parse_record_route)
+        return value  # type: ignore[return-value]
 
     @property
     def refer_to(self) -> Address | None:
@@ -206,7 +234,10 @@ class Message:
 
     @property
     def expires(self) -> int | None:
-        return _typed(self.headers, "expires", _parse_expires)
+        value = self.headers._cache.get("expires", _MISSING)
+        if value is _MISSING:
+            value = _typed(self.headers, "expires", _parse_expires)
+        return value  # type: ignore[return-value]
 
     @property
     def min_expires(self) -> int | None:
@@ -214,15 +245,24 @@ class Message:
 
     @property
     def allow(self) -> list[str]:
-        return _typed(self.headers, "allow", _parse_allow)
+        value = self.headers._cache.get("allow", _MISSING)
+        if value is _MISSING:
+            value = _typed(self.headers, "allow", _parse_allow)
+        return value  # type: ignore[return-value]
 
     @property
     def supported(self) -> list[str]:
-        return _typed(self.headers, "supported", _parse_supported)
+        value = self.headers._cache.get("supported", _MISSING)
+        if value is _MISSING:
+            value = _typed(self.headers, "supported", _parse_supported)
+        return value  # type: ignore[return-value]
 
     @property
     def require(self) -> list[str]:
-        return _typed(self.headers, "require", _parse_require)
+        value = self.headers._cache.get("require", _MISSING)
+        if value is _MISSING:
+            value = _typed(self.headers, "require", _parse_require)
+        return value  # type: ignore[return-value]
 
     @property
     def proxy_require(self) -> list[str]:
@@ -267,7 +307,10 @@ class Message:
     @property
     def reason_header(self) -> list[Reason]:
         """Reason header values (RFC 3326)."""
-        return _typed(self.headers, "reason", _fields.parse_reasons)
+        value = self.headers._cache.get("reason", _MISSING)
+        if value is _MISSING:
+            value = _typed(self.headers, "reason", _fields.parse_reasons)
+        return value  # type: ignore[return-value]
 
     @property
     def timestamp(self) -> Timestamp | None:
@@ -388,30 +431,34 @@ class Request(Message):
         ``to_tag`` adds a tag to the To header unless it already has one.
         ``headers`` are added after the copied ones.
         """
-        items: list[tuple[str, str, str]] = []
-        copy_rr = 100 < status < 300
-        tag_to = to_tag is not None
-        for item in self.headers._items:
-            key = item[0]
-            if key in _COPIED_TO_RESPONSE and (key != "record-route" or copy_rr):
-                if key == "to" and tag_to:
-                    tag_to = False  # only the first To line
+        copied = _COPIED_WITH_RR if 100 < status < 300 else _COPIED_WITHOUT_RR
+        items = [item for item in self.headers._items if item[0] in copied]
+        if to_tag is not None:
+            for i, item in enumerate(items):
+                if item[0] == "to":  # only the first To line
                     if self.to.tag is None:
                         # A header parameter after a name-addr or an addr-spec alike (§20).
-                        item = (key, item[1], f"{item[2].rstrip()};tag={to_tag}")
-                items.append(item)
+                        items[i] = ("to", item[1], f"{item[2].rstrip()};tag={to_tag}")
+                    break
         if headers is not None:
             extra = headers if isinstance(headers, Headers) else Headers(headers)
-            items.extend(extra._items)
-        response = Response(status, reason, Headers._from_parsed(items), body)
+            items += extra._items
+        if not 100 <= status <= 699:
+            raise LocalProtocolError(f"status code out of range: {status}")
+        response = Response.__new__(Response)
+        response.headers = Headers._from_parsed(items)
+        response.body = body.encode() if isinstance(body, str) else body
+        response.version = SIP_VERSION
+        response.status = status
+        response.reason = reason_phrase(status) if reason is None else reason
         # The copied lines are the same text: so are their parsed views.
         cache = self.headers._cache
         if cache:
-            copied = response.headers._cache
+            views = response.headers._cache
             for key in _SHARED_VIEWS:
                 value = cache.get(key, _MISSING)
                 if value is not _MISSING:
-                    copied[key] = list(value) if isinstance(value, list) else value
+                    views[key] = list(value) if isinstance(value, list) else value
         return response
 
 

@@ -21,6 +21,7 @@ import heapq
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import replace
+from operator import itemgetter
 
 from sipwire.errors import LocalProtocolError, ParseError
 from sipwire.message import Request, Response
@@ -49,13 +50,20 @@ from sipwire.transport.address import Source, Target
 
 __all__ = ["TransactionLayer", "request_size"]
 
+_NAME_OF = itemgetter(1)
+_VALUE_OF = itemgetter(2)
+
 
 def request_size(request: Request) -> int:
     """About the wire size of ``request``: body and header values (no serialisation)."""
-    size = len(request.body)
-    for _, name, value in request.headers._items:
-        size += len(name) + len(value) + 4
-    return size
+    items = request.headers._items
+    # (map/itemgetter: the sum runs in C)
+    return (
+        len(request.body)
+        + sum(map(len, map(_NAME_OF, items)))
+        + sum(map(len, map(_VALUE_OF, items)))
+        + 4 * len(items)
+    )
 
 
 class TransactionLayer:
