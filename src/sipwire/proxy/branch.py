@@ -40,6 +40,7 @@ from typing import Final
 
 from sipwire.dialog.ids import IdSource
 from sipwire.message import MAGIC_COOKIE, Headers, Request, Response, SipUri, Uri, Via
+from sipwire.message.message import SIP_VERSION
 from sipwire.message.uri import to_uri
 from sipwire.transaction.matching import is_rfc3261_branch
 
@@ -66,6 +67,26 @@ _LOOP_LENGTH: Final = 16
 _NOT_IN_REQUEST_URI: Final = ("method",)
 
 
+_URI_TEXTS_KEPT: Final = 4096
+_uri_texts: dict[str, str] = {}
+"""Request-URI as received -> ``str()`` of its parsed form (a pure function of the text)."""
+
+
+def _uri_string(request: Request) -> str:
+    """``str(request.uri)``, without formatting the URI again when it is still the one
+    parsed from a text seen before (``_uri_text`` is dropped whenever the URI is set)."""
+    text = request._uri_text
+    if text is None:
+        return str(request.uri)
+    known = _uri_texts.get(text)
+    if known is None:
+        known = str(request.uri)
+        if len(_uri_texts) >= _URI_TEXTS_KEPT:
+            _uri_texts.clear()
+        _uri_texts[text] = known
+    return known
+
+
 def _digest(*parts: str) -> str:
     text = "\x00".join(parts).encode("utf-8", "surrogateescape")
     return hashlib.blake2s(text, digest_size=_LOOP_LENGTH // 2).hexdigest()
@@ -81,7 +102,7 @@ def loop_hash(request: Request, previous: Via) -> str:
         request.from_.tag or "",
         request.call_id,
         str(request.cseq.seq),
-        str(request.uri),
+        _uri_string(request),
         "\x01".join(request.headers.get_all("route")),
         previous.transport,
         previous.host.lower(),
@@ -146,9 +167,25 @@ def is_loop(request: Request, ours: Iterable[int]) -> bool:
 
 
 def copy_request(request: Request) -> Request:
-    """§16.6 step 1: a copy with every header, in order, and the same body."""
-    copy = Request(request.method, request.uri, request.headers.copy(), request.body)
+    """§16.6 step 1: a copy with every header, in order, and the same body.
+
+    The copy's header lines are the original's, so are their parsed views: the copy
+    takes them over (lists copied, as ``Request.reply`` does) rather than parsing its
+    Vias, Routes and addresses again; a header changed on either side drops its own
+    view only."""
+    copy = Request.__new__(Request)
+    copy.method = request.method
+    copy._uri = request._uri
     copy._uri_text = request._uri_text
+    copy.body = request.body
+    copy.version = SIP_VERSION
+    headers = request.headers
+    copy.headers = Headers._from_parsed(list(headers._items))
+    cache = headers._cache
+    if cache:
+        copy.headers._cache = {
+            key: list(value) if type(value) is list else value for key, value in cache.items()
+        }
     return copy
 
 
@@ -221,8 +258,13 @@ def strict_route_fixup(copy: Request) -> bool:
 
 
 def add_via(copy: Request, via: Via) -> None:
-    """§16.6 step 8: our Via before the existing values."""
-    copy.headers.prepend("Via", via)
+    """§16.6 step 8: our Via before the existing values (the parsed Vias, when known,
+    kept with ours on top: the transaction layer reads them at once)."""
+    headers = copy.headers
+    vias = headers._cache.get("via")
+    headers.prepend("Via", via)
+    if type(vias) is list:
+        headers._cache["via"] = [via, *vias]
 
 
 def build_cancel(forwarded: Request) -> Request:
@@ -240,6 +282,10 @@ def build_cancel(forwarded: Request) -> Request:
 
 
 def strip_top_via(response: Response) -> Response:
-    """§16.7 step 3: the response without its topmost Via (changed in place)."""
-    response.headers.pop_first_value("via")
+    """§16.7 step 3: the response without its topmost Via (changed in place; its parsed
+    Vias, when known, lose their first one too)."""
+    headers = response.headers
+    vias = headers._cache.get("via")
+    if headers.pop_first_value("via") is not None and type(vias) is list and vias:
+        headers._cache["via"] = vias[1:]
     return response

@@ -56,7 +56,7 @@ from sipwire.timerheap import TimerHandle
 from sipwire.transaction.client import ClientTransaction
 from sipwire.transaction.server import ServerTransaction
 from sipwire.transport.address import Target
-from sipwire.transport.rfc3263 import Locator, TargetSet
+from sipwire.transport.rfc3263 import TargetSet
 
 if TYPE_CHECKING:
     from sipwire.proxy.stateful import StatefulProxy
@@ -222,12 +222,12 @@ class ProxyTransaction:
             self._local_final(branch, 416, f"Unsupported URI Scheme - {hop.scheme}", now)
             return
         try:
-            locator = Locator(hop, proxy.ids, transports=policy.transports)
+            targets = proxy.hops.targets(hop, lambda: proxy.ids)
         except SipError as exc:
             self._local_final(branch, exc.status, exc.reason, now)
             return
-        if locator.done:
-            self._resolved(branch, locator.targets(), now)
+        if targets is not None:
+            self._resolved(branch, targets, now)
             return
         try:
             branch.ticket = proxy.queries.resolve(

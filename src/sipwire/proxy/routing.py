@@ -258,9 +258,9 @@ def caller_flow(request: Request, source: Source, policy: ProxyPolicy) -> FlowTo
     over a connection, or its Contact is another address than its source (NAT)."""
     if not policy.flow_secret:
         return None
-    token = FlowToken(source.transport.lower(), source.host, source.port, source.flow, policy.node)
-    if source.transport.lower() in RELIABLE:
-        return token
+    transport = source.transport.lower()
+    if transport in RELIABLE:
+        return FlowToken(transport, source.host, source.port, source.flow, policy.node)
     try:
         contacts = request.contact
     except ParseError:
@@ -271,7 +271,7 @@ def caller_flow(request: Request, source: Source, policy: ProxyPolicy) -> FlowTo
     port = contact.port if contact.port is not None else DEFAULT_PORTS["udp"]
     if host_key(contact.host) == host_key(source.host) and port == source.port:
         return None
-    return token
+    return FlowToken(transport, source.host, source.port, source.flow, policy.node)
 
 
 def next_hop(copy: Request, strict: bool) -> Uri:

@@ -55,7 +55,7 @@ from sipwire.proxy.events import ProxyEvent, Queries
 from sipwire.proxy.pipeline import Drop, Job, Outcome, Pipeline, Proceed, Reply
 from sipwire.proxy.policy import ProxyPolicy
 from sipwire.proxy.routes import RoutingTable
-from sipwire.proxy.routing import caller_flow, preprocess
+from sipwire.proxy.routing import DIALOG_CREATING, caller_flow, preprocess
 from sipwire.proxy.stateless import Forwarder, route_response
 from sipwire.proxy.targets import Candidate
 from sipwire.proxy.validate import check
@@ -101,6 +101,8 @@ class StatefulProxy:
         self.pipeline = Pipeline(policy, table, self.queries, issuer)
         self.timers = TimerHeap()
         self.forwarder = Forwarder(policy, self.queries, layer.send_ack, self.note_flow)
+        self.hops = self.forwarder.hops
+        """Targets of next hops that need no DNS (IP addresses), shared with the forwarder."""
         self._contexts: dict[int, ProxyTransaction] = {}
         """Response contexts by server transaction (id)."""
         self._clients: dict[int, tuple[ProxyTransaction, Branch]] = {}
@@ -207,6 +209,10 @@ class StatefulProxy:
         loop = loop_hash(request, request.via[0])
         source = tx.source
         info = preprocess(request, source, policy, self.table.domains)
+        # Only a record-routed request carries the caller's flow (in its Record-Route).
+        record_route = (
+            policy.record_route and request.method in DIALOG_CREATING and request.to.tag is None
+        )
         context = ProxyTransaction(
             self,
             tx,
@@ -214,7 +220,7 @@ class StatefulProxy:
             loop=loop,
             info=info,
             inbound=policy.inbound(source.transport, source.local_host, source.local_port),
-            caller_flow=caller_flow(request, source, policy),
+            caller_flow=caller_flow(request, source, policy) if record_route else None,
         )
         self._contexts[id(tx)] = context
         job = Job(request, source, info, lambda j, o, t: self._job_done(context, j, o, t))

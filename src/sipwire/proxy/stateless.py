@@ -54,13 +54,12 @@ from sipwire.proxy.routing import (
     next_hop,
     preprocess,
 )
-from sipwire.proxy.targets import Candidate, TargetPlan
+from sipwire.proxy.targets import Candidate, DirectHops, TargetPlan
 from sipwire.proxy.validate import check
 from sipwire.registrar.model import Binding, User
 from sipwire.registrar.rules import derived_to_tag
 from sipwire.transaction.events import SendRequest, SendResponse
 from sipwire.transport.address import DEFAULT_PORTS, RELIABLE, Source, Target
-from sipwire.transport.rfc3263 import Locator
 from sipwire.transport.routing import strip_brackets
 
 __all__ = ["Forwarder", "StatelessProxy", "choose_one", "route_response"]
@@ -98,7 +97,10 @@ def choose_one(plan: TargetPlan) -> Candidate | None:
     """§16.11: "one and only one target", from the message and configuration alone: the
     first group's highest q, then the lowest URI text."""
     for group in plan.groups:
-        if group.candidates:
+        candidates = group.candidates
+        if len(candidates) == 1:
+            return candidates[0]
+        if candidates:
             return min(group.candidates, key=lambda c: (-c.q, str(c.uri or "")))
     return None
 
@@ -117,6 +119,8 @@ class Forwarder:
         self.queries = queries
         self.send = send
         self.note_flow = note_flow
+        self.hops = DirectHops(policy.transports)
+        """Targets of next hops that need no DNS (IP addresses)."""
 
     def forward(
         self,
@@ -175,12 +179,11 @@ class Forwarder:
             log.info("cannot route %s statelessly to %s", request.method, hop)
             return
         try:
-            locator = Locator(hop, _NoRandom(top.branch or ""), transports=self.policy.transports)
+            targets = self.hops.targets(hop, lambda: _NoRandom(top.branch or ""))
         except SipError as exc:
             log.info("cannot route %s to %s: %s", request.method, hop, exc.reason)
             return
-        if locator.done:
-            targets = locator.targets()
+        if targets is not None:
             if targets:
                 send(targets[0])
             return
@@ -265,7 +268,13 @@ class StatelessProxy:
         loop = loop_hash(request, request.via[0])
         info = preprocess(request, source, self.policy, self.table.domains)
         inbound = self.policy.inbound(source.transport, source.local_host, source.local_port)
-        flow = caller_flow(request, source, self.policy)
+        # Only a record-routed request carries the caller's flow (in its Record-Route).
+        record_route = (
+            self.policy.record_route
+            and request.method in DIALOG_CREATING
+            and request.to.tag is None
+        )
+        flow = caller_flow(request, source, self.policy) if record_route else None
 
         def done(job: Job, outcome: Outcome, now: float) -> None:
             if isinstance(outcome, Reply):

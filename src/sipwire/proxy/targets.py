@@ -21,8 +21,9 @@ the set ..., it MUST NOT be added again").
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from sipwire.errors import ParseError
 from sipwire.message import Request, SipUri, TelUri, Uri
@@ -32,10 +33,12 @@ from sipwire.proxy.policy import ProxyPolicy, host_key
 from sipwire.proxy.routes import Relay, request_user
 from sipwire.proxy.routing import FlowToken
 from sipwire.registrar.model import Binding
-from sipwire.transport.rfc3263 import is_ip_address
+from sipwire.transport.address import Target
+from sipwire.transport.rfc3263 import Locator, RandomSource, is_ip_address
 
 __all__ = [
     "Candidate",
+    "DirectHops",
     "Group",
     "TargetPlan",
     "binding_candidate",
@@ -81,6 +84,47 @@ class TargetPlan:
     @property
     def empty(self) -> bool:
         return not any(g.candidates for g in self.groups)
+
+
+DIRECT_HOPS_KEPT: Final = 4096
+"""Next hops remembered by :class:`DirectHops` (all are forgotten when it is full)."""
+
+_HopKey = tuple[str, str, int | None, str | None, str | None]
+
+
+class DirectHops:
+    """RFC 3263 targets of next hops that need no DNS, remembered.
+
+    A next hop whose host (or ``maddr``) is an IP address has its one target
+    from the URI alone (§4.1, §4.2: the address, the ``transport`` parameter
+    or the scheme's default, the port or the transport's default), the same
+    every time: it is kept by exactly the URI parts :class:`Locator` reads
+    (scheme, host, port, ``maddr``, ``transport``), sparing a Locator per
+    request sent to a phone's address. Names are never kept (DNS answers change).
+    """
+
+    __slots__ = ("_known", "_transports")
+
+    def __init__(self, transports: Sequence[str]) -> None:
+        self._transports = tuple(transports)
+        self._known: dict[_HopKey, list[Target]] = {}
+
+    def targets(self, hop: SipUri, rng: Callable[[], RandomSource]) -> list[Target] | None:
+        """The targets of ``hop`` when they need no DNS, else None (resolve it). Raises
+        SipError as ``Locator`` does for a URI it cannot use."""
+        params = hop.params
+        key = (hop.scheme, hop.host, hop.port, params.get("maddr"), params.get("transport"))
+        known = self._known.get(key)
+        if known is not None:
+            return list(known)
+        locator = Locator(hop, rng(), transports=self._transports)
+        if not locator.done:
+            return None
+        targets = locator.targets()
+        if len(self._known) >= DIRECT_HOPS_KEPT:
+            self._known.clear()
+        self._known[key] = list(targets)
+        return targets
 
 
 def _split_hostport(text: str) -> tuple[str, int] | None:
