@@ -28,7 +28,6 @@ from collections import deque
 from typing import Final, Literal
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
 __all__ = [
@@ -173,6 +172,12 @@ def alaw_decode(data: bytes) -> Pcm:
 # ---------------------------------------------------------------- concealment
 
 
+_FADE: Final = np.clip(1.0 - (np.arange(480, dtype=np.float32) - 80) / (480 - 80), 0.0, 1.0).astype(
+    np.float32
+)
+"""The concealment's gain by sample of an erasure: 1 for 10 ms, down to 0 at 60 ms."""
+
+
 class G711Concealer:
     """Packet-loss concealment for 8 kHz speech, after G.711 Appendix I.
 
@@ -228,14 +233,16 @@ class G711Concealer:
         return history
 
     def _find_pitch(self, x: NDArray[np.float32]) -> int:
+        # Row i of the candidates is seg[i : i + WINDOW], the lag PITCH_MAX - i: its
+        # correlation with the last 20 ms and its energy (a difference of running sums).
         end = len(x)
-        target = x[end - self.WINDOW :]
-        candidates = sliding_window_view(
-            x[end - self.WINDOW - self.PITCH_MAX : end - self.PITCH_MIN], self.WINDOW
-        )
-        correlation = candidates @ target
-        energy = np.einsum("ij,ij->i", candidates, candidates)
-        score = correlation / np.sqrt(energy + 1.0)
+        window = self.WINDOW
+        target = x[end - window :].astype(np.float64)
+        seg = x[end - window - self.PITCH_MAX : end - self.PITCH_MIN].astype(np.float64)
+        correlation = np.correlate(seg, target, "valid")
+        running = np.cumsum(seg * seg)
+        energy = running[window - 1 :] - np.concatenate(((0.0,), running[:-window]))
+        score = correlation / np.sqrt(np.maximum(energy, 0.0) + 1.0)
         best = int(np.argmax(score))
         if correlation[best] <= 0.0:
             return self.PITCH_MAX
@@ -266,13 +273,17 @@ class G711Concealer:
             limit = self.TEN_MS * periods if periods < 3 else t + n
             count = min(n - done, limit - t)
             length = len(self._buffer)
-            index = (self._pos + np.arange(count)) % length
-            out[done : done + count] = self._buffer[index]
-            self._pos = (self._pos + count) % length
+            pos = self._pos
+            out[done : done + count] = self._buffer.take(np.arange(pos, pos + count), mode="wrap")
+            self._pos = (pos + count) % length
             done += count
-        since = self._erased + np.arange(n, dtype=np.float32)
-        gain = np.clip(1.0 - (since - self.TEN_MS) / (self.FADE_END - self.TEN_MS), 0.0, 1.0)
-        result: NDArray[np.float32] = (out * gain).astype(np.float32)
+        start = self._erased
+        if start + n <= self.TEN_MS:  # before the fade
+            return out
+        gain = _FADE[start : start + n]
+        if len(gain) < n:
+            gain = np.concatenate((gain, np.zeros(n - len(gain), np.float32)))
+        result: NDArray[np.float32] = out * gain
         return result
 
     def conceal(self, n: int) -> Pcm:
