@@ -307,3 +307,27 @@ class TestScenarios:
     def test_bad_configuration(self) -> None:
         with pytest.raises(ValueError):
             buffer(min_delay=0.5, max_delay=0.1)
+
+
+def test_missing_says_when_get_would_conceal_a_frame_not_yet_read() -> None:
+    jb = buffer(min_delay=0.02, initial_delay=0.04)
+    sender = RtpSender(random.Random(3), 0, ssrc=7)
+    packets = [sender.packet(bytes(160), 160) for _ in range(3)]
+    jb.put(packets[0], 0.0)
+    assert not jb.missing(0.0)  # nothing due yet
+    jb.put(packets[1], 0.02)
+    due = jb.next_timer()
+    assert due is not None
+    assert not jb.missing(due)  # priming over: the oldest packet plays
+    assert jb.get(due) is not None
+    second = jb.next_timer()
+    assert second is not None and not jb.missing(second)  # its packet is held
+    assert jb.get(second) is not None
+    third = jb.next_timer()
+    assert third is not None
+    assert not jb.missing(third - 0.001)  # not due yet
+    assert jb.missing(third)  # due, and packets[2] was not put
+    jb.put(packets[2], third)
+    assert not jb.missing(third)
+    frame = jb.get(third)
+    assert frame is not None and not frame.concealed

@@ -189,6 +189,12 @@ class JitterBuffer:
         """When the next frame is due, or None while idle (a put wakes it)."""
         return self._due
 
+    def missing(self, now: float) -> bool:
+        """Whether a frame is due at ``now`` while its packet is not held (``get``
+        would conceal it): the moment for the edge to read what its socket holds."""
+        due = self._due
+        return due is not None and now >= due and self._playing and self._next not in self._slots
+
     # ------------------------------------------------------------ put
 
     def _finish(self, ext: int, state: int) -> None:

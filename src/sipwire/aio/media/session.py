@@ -30,7 +30,7 @@ from sipwire.aio.call_events import Broadcast
 from sipwire.aio.media.audio import StreamResampler
 from sipwire.aio.media.config import DtmfReceived, MediaStats, MediaTimeout, RtpConfig
 from sipwire.aio.media.ports import PortAllocator, RtpSockets
-from sipwire.aio.media.stream import AudioStream, StreamParams
+from sipwire.aio.media.stream import BACKLOG_READS, AudioStream, StreamParams
 from sipwire.aio.media.transform import PLAIN, PacketTransform, SrtpTransform
 from sipwire.core.events import CallStateChanged, InDialogRequest, MediaChanged
 from sipwire.core.media import MediaError
@@ -384,6 +384,8 @@ class MediaManager:
         self._timer: asyncio.TimerHandle | None = None
         self._next_tick = 0.0
         self._period: float = self.CLOCK
+        self._behind = False
+        """The clock ticked a period late or more: streams drain their sockets."""
 
     def new_media(self, host: str, cname: str) -> CallMedia:
         """Bind a port pair on ``host`` and make the media of a new call (OSError: none free)."""
@@ -406,6 +408,7 @@ class MediaManager:
                 ntp_offset=time.time() - now,
                 emit=emit,
             )
+            stream.reads = BACKLOG_READS if self._behind else 1
             advertised = (host, sockets.port)
             if self.config.advertise is not None:
                 advertised = self.config.advertise(host, sockets.port)
@@ -477,6 +480,14 @@ class MediaManager:
     def _tick(self) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
+        behind = now - self._next_tick >= self._period
+        if behind != self._behind:
+            # Late by a period or more, the loop turns slowly: one datagram per socket a
+            # turn would read less than arrives, and the backlog (read as jitter) grows.
+            self._behind = behind
+            reads = BACKLOG_READS if behind else 1
+            for media in self.calls:
+                media.stream.reads = reads
         for media in list(self.running):
             try:
                 media.stream.tick(now)

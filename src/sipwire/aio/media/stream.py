@@ -58,6 +58,8 @@ log = logging.getLogger("sipwire.media")
 MAX_CATCH_UP: Final = 5
 """Packet times sent at once after the loop stalled; beyond that the clock skips."""
 MAX_DATAGRAM: Final = 2048
+BACKLOG_READS: Final = 16
+"""Datagrams read per wake-up of a socket while the media clock runs late."""
 
 Address = tuple[str, int]
 
@@ -116,6 +118,9 @@ class AudioStream:
         self.recorders: list[WavWriter] = []
         self.echo = False
         """Send back what is received (after the jitter buffer)."""
+        self.reads = 1
+        """Datagrams read per wake-up: 1 while the agent keeps up (the common case then
+        costs no failed read), ``BACKLOG_READS`` while its clock runs late."""
         self.params: StreamParams | None = None
         self.transform: PacketTransform = PLAIN
         self.active = False
@@ -291,9 +296,15 @@ class AudioStream:
             self._next_send = next_send
         jitter = self.jitter
         if jitter is not None:
+            # A frame due whose packet is not here yet may be waiting in the socket
+            # (the loop was busy): read it before concealing a frame that arrived.
+            if jitter.missing(now):
+                self._read(self.sockets.rtp, False, BACKLOG_READS)
             frame = jitter.get(now)  # None until one is due
             while frame is not None:
                 self._deliver(frame)
+                if jitter.missing(now):
+                    self._read(self.sockets.rtp, False, BACKLOG_READS)
                 frame = jitter.get(now)
         receiver = self.dtmf_receiver
         deadline = receiver.next_timer()
@@ -410,23 +421,29 @@ class AudioStream:
 
     # -- receiving ----------------------------------------------------------------------------
     def _readable(self, sock: socket.socket, rtcp_socket: bool) -> None:
-        # One datagram per wake-up: the loop's selector is level-triggered, so it calls
-        # again while more wait, and the common case (one) costs no failed read.
-        try:
-            data, addr = sock.recvfrom(MAX_DATAGRAM)
-        except OSError:
-            return  # nothing after all, or an ICMP error reported on the socket
-        now = self.loop.time()
-        if len(addr) != 2:  # IPv6: (host, port, flowinfo, scope_id)
-            addr = addr[:2]
-        try:
-            if rtcp_socket:
-                self._on_rtcp(data, addr, now)
-            else:
-                self._on_datagram(data, addr, now)
-        except Exception:
-            self.dropped += 1
-            log.exception("dropped an RTP datagram from %s", addr)
+        # ``reads`` datagrams at most per wake-up: the loop's selector is level-triggered,
+        # so it calls again while more wait; one (while the agent keeps up) costs no
+        # failed read.
+        self._read(sock, rtcp_socket, self.reads)
+
+    def _read(self, sock: socket.socket, rtcp_socket: bool, count: int) -> None:
+        """Take up to ``count`` datagrams waiting on ``sock``."""
+        for _ in range(count):
+            try:
+                data, addr = sock.recvfrom(MAX_DATAGRAM)
+            except OSError:
+                return  # nothing (more), or an ICMP error reported on the socket
+            now = self.loop.time()
+            if len(addr) != 2:  # IPv6: (host, port, flowinfo, scope_id)
+                addr = addr[:2]
+            try:
+                if rtcp_socket:
+                    self._on_rtcp(data, addr, now)
+                else:
+                    self._on_datagram(data, addr, now)
+            except Exception:
+                self.dropped += 1
+                log.exception("dropped an RTP datagram from %s", addr)
 
     def _latch(self, addr: Address, now: float) -> bool:
         """Whether a packet from ``addr`` is taken; latches to it when it may."""
