@@ -374,6 +374,12 @@ class Generator:
         echoes come back (so the server's jitter buffer never runs dry)."""
         loop = asyncio.get_running_loop()
         for stream in self.streams:
+            # What the server sent while the calls were set up (its silence) would
+            # otherwise be read first, thousands of datagrams per socket, while the
+            # packets the measurement sends wait: a stall of the load, not of the server.
+            with contextlib.suppress(OSError):
+                while stream.sock.recv(2048):
+                    pass
             loop.add_reader(stream.sock.fileno(), self._readable, stream)
         try:
             await self._send(seconds, measured=True)
