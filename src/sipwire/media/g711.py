@@ -110,10 +110,17 @@ if not os.environ.get("SIPWIRE_PURE_PYTHON"):
         ACCELERATED = True
         _expand = _gather.expand
         _narrow = _gather.narrow
-_TABLE_BYTES: Final = {
-    id(table): table.tobytes()
-    for table in (_ULAW_ENCODE, _ALAW_ENCODE, ULAW_TO_LINEAR, ALAW_TO_LINEAR)
-}
+
+
+def _raw(table: NDArray[np.generic]) -> bytes | None:
+    """The table's bytes for the C look-ups, or None without them."""
+    return table.tobytes() if ACCELERATED else None
+
+
+_ULAW_ENCODE_RAW: Final = _raw(_ULAW_ENCODE)
+_ALAW_ENCODE_RAW: Final = _raw(_ALAW_ENCODE)
+_ULAW_DECODE_RAW: Final = _raw(ULAW_TO_LINEAR)
+_ALAW_DECODE_RAW: Final = _raw(ALAW_TO_LINEAR)
 
 
 def _decode_numpy(table: Pcm, data: bytes) -> Pcm:
@@ -124,18 +131,18 @@ def _encode_numpy(table: NDArray[np.uint8], pcm: Pcm) -> bytes:
     return table.take(pcm.view(np.uint16)).tobytes()
 
 
-def _decode(table: Pcm, data: bytes) -> Pcm:
-    """``table[code]`` for each octet of ``data``."""
-    if ACCELERATED:
-        return np.frombuffer(_expand(_TABLE_BYTES[id(table)], data), np.int16)
+def _decode(table: Pcm, raw: bytes | None, data: bytes) -> Pcm:
+    """``table[code]`` for each octet of ``data`` (``raw``: the table's bytes, in C)."""
+    if raw is not None:
+        return np.frombuffer(_expand(raw, data), np.int16)
     return _decode_numpy(table, data)
 
 
-def _encode(table: NDArray[np.uint8], pcm: Pcm) -> bytes:
-    """``table[sample]`` for each 16-bit sample of ``pcm``."""
-    if ACCELERATED:
+def _encode(table: NDArray[np.uint8], raw: bytes | None, pcm: Pcm) -> bytes:
+    """``table[sample]`` for each 16-bit sample of ``pcm`` (``raw``: the table's bytes)."""
+    if raw is not None:
         try:
-            return _narrow(_TABLE_BYTES[id(table)], pcm)
+            return _narrow(raw, pcm)
         except (BufferError, ValueError):  # not contiguous: a strided view
             pass
     return _encode_numpy(table, pcm)
@@ -151,22 +158,22 @@ def _as_pcm(pcm: NDArray[np.generic]) -> Pcm:
 
 def ulaw_encode(pcm: NDArray[np.generic]) -> bytes:
     """µ-law codes of 16-bit linear PCM (other dtypes are rounded and clipped)."""
-    return _encode(_ULAW_ENCODE, _as_pcm(pcm))
+    return _encode(_ULAW_ENCODE, _ULAW_ENCODE_RAW, _as_pcm(pcm))
 
 
 def alaw_encode(pcm: NDArray[np.generic]) -> bytes:
     """A-law codes of 16-bit linear PCM (other dtypes are rounded and clipped)."""
-    return _encode(_ALAW_ENCODE, _as_pcm(pcm))
+    return _encode(_ALAW_ENCODE, _ALAW_ENCODE_RAW, _as_pcm(pcm))
 
 
 def ulaw_decode(data: bytes) -> Pcm:
     """16-bit linear PCM of µ-law codes."""
-    return _decode(ULAW_TO_LINEAR, data)
+    return _decode(ULAW_TO_LINEAR, _ULAW_DECODE_RAW, data)
 
 
 def alaw_decode(data: bytes) -> Pcm:
     """16-bit linear PCM of A-law codes."""
-    return _decode(ALAW_TO_LINEAR, data)
+    return _decode(ALAW_TO_LINEAR, _ALAW_DECODE_RAW, data)
 
 
 # ---------------------------------------------------------------- concealment
@@ -328,17 +335,11 @@ class G711Encoder:
 
     def __init__(self, law: Law) -> None:
         self._table = _ULAW_ENCODE if law == "ulaw" else _ALAW_ENCODE
-        self._raw = _TABLE_BYTES[id(self._table)] if ACCELERATED else None
+        self._raw = _raw(self._table)
 
     def encode(self, pcm: NDArray[np.generic]) -> bytes:
         """The payload of one frame."""
-        pcm = _as_pcm(pcm)
-        if self._raw is not None:
-            try:
-                return _narrow(self._raw, pcm)
-            except (BufferError, ValueError):  # not contiguous: a strided view
-                pass
-        return _encode_numpy(self._table, pcm)
+        return _encode(self._table, self._raw, _as_pcm(pcm))
 
 
 class G711Decoder:
@@ -356,18 +357,13 @@ class G711Decoder:
 
     def __init__(self, law: Law, *, plc: bool = True) -> None:
         self._table = ULAW_TO_LINEAR if law == "ulaw" else ALAW_TO_LINEAR
-        self._raw = _TABLE_BYTES[id(self._table)] if ACCELERATED else None
+        self._raw = _raw(self._table)
         self._plc = G711Concealer() if plc else None
         self._frame = 160
 
     def decode(self, payload: bytes) -> Pcm:
         """The PCM of one payload (one sample per octet)."""
-        raw = self._raw
-        pcm = (
-            np.frombuffer(_expand(raw, payload), np.int16)
-            if raw is not None
-            else _decode_numpy(self._table, payload)
-        )
+        pcm = _decode(self._table, self._raw, payload)
         if payload:
             self._frame = len(payload)
         if self._plc is not None:
